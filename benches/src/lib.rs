@@ -1,0 +1,1 @@
+//! roamgate's benchmarks.

@@ -1,0 +1,40 @@
+//! The `roamgate` command: one binary whose subcommands run the gateway's processes.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Kernel-bypass IPsec security gateway with IKEv2 mobility and multihoming (MOBIKE).
+#[derive(Debug, Parser)]
+#[command(name = "roamgate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the map ABI of the embedded XDP program (sizes and offsets of every map record).
+    MapAbi,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(())
+        }
+        Some(Command::MapAbi) => {
+            print!("{}", roamgate_ebpf::abi::describe());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Running the programs the lab drives (`ip`, `nft`, `swanctl`, …) with errors that say what to do.
+
+use std::process::{Command, Output, Stdio};
+
+use crate::error::{LabError, Result};
+
+/// Which Debian package provides each program the lab runs.
+const PACKAGES: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("bridge", "iproute2"),
+    ("nft", "nftables"),
+    ("swanctl", "strongswan-swanctl"),
+    ("/usr/lib/ipsec/charon", "strongswan-charon"),
+    ("iperf3", "iperf3"),
+    ("ping", "iputils-ping"),
+    ("tshark", "tshark"),
+    ("unshare", "util-linux"),
+    ("prometheus", "prometheus"),
+];
+
+/// The Debian package that provides `program`, for error messages.
+pub fn package_of(program: &str) -> &'static str {
+    PACKAGES
+        .iter()
+        .find(|(p, _)| *p == program)
+        .map(|(_, pkg)| *pkg)
+        .unwrap_or("see `cargo xtask deps`")
+}
+
+/// Whether `program` can be run: an absolute path that exists, or a name found on `PATH`.
+pub fn have(program: &str) -> bool {
+    if program.starts_with('/') {
+        return std::path::Path::new(program).exists();
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Fails with a clear sentence when `program` is not installed.
+pub fn require(program: &str) -> Result<()> {
+    if have(program) {
+        Ok(())
+    } else {
+        Err(LabError::MissingProgram {
+            program: program.to_string(),
+            package: package_of(program),
+        })
+    }
+}
+
+/// Runs `program args…` to completion; a non-zero exit is an error carrying its stderr.
+pub fn run(program: &str, args: &[&str]) -> Result<Output> {
+    require(program)?;
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| LabError::io(format!("running {program}"), e))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(LabError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Like [`run`], returning standard output as text.
+pub fn run_text(program: &str, args: &[&str]) -> Result<String> {
+    run(program, args).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}

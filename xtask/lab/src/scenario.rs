@@ -1,0 +1,177 @@
+//! Ready-made scenarios shared by the tests, the benchmarks and the demo.
+//!
+//! [`strongswan_failover`] is the anchor every later failover must beat: strongSwan at both
+//! ends of topology (a), (c) or (d), live traffic both ways, one fault, the measured outage.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::{LabError, Result};
+use crate::faults::{self, Side, SilentCut};
+use crate::lab::Lab;
+use crate::strongswan::{self, Charon, TunnelParams};
+use crate::topology::{Options, RoadWarrior};
+use crate::traffic::{ProbeConfig, ProbeReport, ProbeStream};
+
+/// The fault a failover scenario injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The road warrior's first uplink goes down (its own interface).
+    ClientUplinkDown,
+    /// The gateway's first WAN link goes down (its own interface).
+    GatewayUplinkDown,
+    /// The path to the gateway's first WAN address is cut silently (no carrier change).
+    GatewayPathCut,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fault::ClientUplinkDown => "client uplink down",
+            Fault::GatewayUplinkDown => "gateway uplink down",
+            Fault::GatewayPathCut => "path to the gateway cut silently",
+        })
+    }
+}
+
+/// What a failover scenario measured.
+#[derive(Debug, Clone)]
+pub struct FailoverReport {
+    /// The fault injected.
+    pub fault: Fault,
+    /// The topology's options.
+    pub options: Options,
+    /// Road warrior → LAN host.
+    pub upstream: ProbeReport,
+    /// LAN host → road warrior (its virtual IP).
+    pub downstream: ProbeReport,
+    /// The road warrior's IKE SA path before the fault (`local → remote`).
+    pub path_before: String,
+    /// The road warrior's IKE SA path at the end, or why there is none.
+    pub path_after: String,
+    /// The recovery tolerance: traffic counts as recovered when both streams' trailing
+    /// silence is shorter than this.
+    pub tolerance: Duration,
+}
+
+impl FailoverReport {
+    /// Whether traffic flowed again in both directions by the end.
+    pub fn recovered(&self) -> bool {
+        self.upstream.recovered(self.tolerance) && self.downstream.recovered(self.tolerance)
+    }
+
+    /// The longest gap of the two directions.
+    pub fn outage(&self) -> Duration {
+        self.upstream.longest_gap.max(self.downstream.longest_gap)
+    }
+}
+
+impl std::fmt::Display for FailoverReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "fault: {} ({:?} fabric{})",
+            self.fault,
+            self.options.fabric,
+            if self.options.nat {
+                ", NAT on uplink 1"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(f, "path before: {}", self.path_before)?;
+        writeln!(f, "path after:  {}", self.path_after)?;
+        writeln!(f, "upstream:    {}", self.upstream)?;
+        writeln!(f, "downstream:  {}", self.downstream)?;
+        write!(
+            f,
+            "outage: {:.1} ms, recovered: {}",
+            self.outage().as_secs_f64() * 1e3,
+            if self.recovered() { "yes" } else { "no" }
+        )
+    }
+}
+
+fn path_of(charon: &Charon, ike: &str) -> String {
+    match charon.list_sas() {
+        Ok(sas) => sas
+            .iter()
+            .find(|s| s.name == ike)
+            .map(|s| format!("{} → {} ({})", s.local, s.remote, s.state))
+            .unwrap_or_else(|| "no IKE SA".to_string()),
+        Err(e) => format!("unknown: {e}"),
+    }
+}
+
+/// strongSwan road warrior ↔ strongSwan gateway ↔ LAN host; traffic both ways at 1 ms; after
+/// `before`, `fault`; the streams run on for `after`.
+pub fn strongswan_failover(
+    lab: &Lab,
+    options: Options,
+    fault: Fault,
+    before: Duration,
+    after: Duration,
+) -> Result<FailoverReport> {
+    let topo = RoadWarrior::build(options)?;
+    let params = TunnelParams::default();
+    let gw_addrs: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
+    let lan_side = topo
+        .gw
+        .lan
+        .clone()
+        .ok_or_else(|| LabError::Usage("the gateway has no LAN".into()))?;
+    let gw_conf = strongswan::road_warrior_gateway(&params, &gw_addrs, &lan_side.prefix_v4);
+    let rw_conf = strongswan::road_warrior_client(&params, &gw_addrs, &lan_side.prefix_v4);
+    let gw = Charon::start(lab, &topo.gw.ns, "gw", &gw_conf)?;
+    let rw = Charon::start(lab, &topo.rw.ns, "rw", &rw_conf)?;
+    rw.initiate("home", "lan")?;
+    let sa = rw.wait_established("home", "lan", Duration::from_secs(20))?;
+    gw.wait_established("rw", "lan", Duration::from_secs(20))?;
+    let vip = sa
+        .local_vips
+        .first()
+        .cloned()
+        .ok_or_else(|| LabError::StrongSwan {
+            netns: topo.rw.ns.name().to_string(),
+            message: "no virtual IP was assigned".into(),
+        })?;
+    let path_before = path_of(&rw, "home");
+    let (lan_v4, _) = topo.lan.lan_addr.expect("the LAN host has an address");
+    let config = ProbeConfig {
+        duration: before + after,
+        ..ProbeConfig::default()
+    };
+    let up_dst = SocketAddr::new(lan_v4.into(), 9000);
+    let down_dst: SocketAddr = format!("{vip}:9001")
+        .parse()
+        .map_err(|_| LabError::Usage(format!("virtual IP {vip} is not an address")))?;
+    let upstream = ProbeStream::start(&topo.rw.ns, &topo.lan.ns, up_dst, config)?;
+    let downstream = ProbeStream::start(&topo.lan.ns, &topo.rw.ns, down_dst, config)?;
+    upstream.wait_received(100, before)?;
+    downstream.wait_received(100, before)?;
+    std::thread::sleep(before.saturating_sub(upstream.elapsed()));
+    let _cut = match fault {
+        Fault::ClientUplinkDown => {
+            faults::link_down(&topo.rw, 0, Side::Host)?;
+            None
+        }
+        Fault::GatewayUplinkDown => {
+            faults::link_down(&topo.gw, 0, Side::Host)?;
+            None
+        }
+        Fault::GatewayPathCut => Some(SilentCut::new(&topo.gw, 0)?),
+    };
+    let upstream = upstream.finish();
+    let downstream = downstream.finish();
+    let report = FailoverReport {
+        fault,
+        options,
+        upstream,
+        downstream,
+        path_before,
+        path_after: path_of(&rw, "home"),
+        tolerance: Duration::from_millis(500),
+    };
+    lab.write_log("report.txt", &report.to_string())?;
+    Ok(report)
+}
