@@ -20,6 +20,9 @@ pub enum Fault {
     ClientUplinkDown,
     /// The gateway's first WAN link goes down (its own interface).
     GatewayUplinkDown,
+    /// The gateway's first WAN link loses carrier (its port in the fabric goes down; the
+    /// interface stays administratively up).
+    GatewayCarrierLoss,
     /// The path to the gateway's first WAN address is cut silently (no carrier change).
     GatewayPathCut,
 }
@@ -29,6 +32,7 @@ impl std::fmt::Display for Fault {
         f.write_str(match self {
             Fault::ClientUplinkDown => "client uplink down",
             Fault::GatewayUplinkDown => "gateway uplink down",
+            Fault::GatewayCarrierLoss => "gateway uplink carrier loss",
             Fault::GatewayPathCut => "path to the gateway cut silently",
         })
     }
@@ -157,6 +161,10 @@ pub fn strongswan_failover(
         }
         Fault::GatewayUplinkDown => {
             faults::link_down(&topo.gw, 0, Side::Host)?;
+            None
+        }
+        Fault::GatewayCarrierLoss => {
+            faults::link_down(&topo.gw, 0, Side::Fabric)?;
             None
         }
         Fault::GatewayPathCut => Some(SilentCut::new(&topo.gw, 0)?),

@@ -197,8 +197,10 @@ impl Charon {
     /// Runs `swanctl args…` against this charon and returns its output.
     pub fn swanctl(&self, args: &[&str]) -> Result<String> {
         let uri = format!("unix://{}", self.vici.display());
-        let mut full = vec!["netns", "exec", &self.netns, "swanctl", "--uri", &uri];
+        // swanctl takes its command first, then the command's options (`--uri` among them).
+        let mut full = vec!["netns", "exec", &self.netns, "swanctl"];
         full.extend_from_slice(args);
+        full.extend_from_slice(&["--uri", &uri]);
         cmd::run_text("ip", &full).map_err(|e| LabError::StrongSwan {
             netns: self.netns.clone(),
             message: format!("{e}; charon's log ends with:\n{}", tail(&self.log, 15)),

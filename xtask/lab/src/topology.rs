@@ -10,7 +10,7 @@
 //! Addresses exist only inside the lab's namespaces. With bridges, ISP `i` is the segment
 //! `198.18.i.0/24` and `fd00:18:i::/64`, host number `h` is `.h` on every segment. With the
 //! router, host `h`'s uplink `i` is its own segment `198.18.(16h+i).0/24` (router `.1`, host
-//! `.2`). LANs are `10.(100+h).0.0/24` and `fd00:(100+h)::/64`, the gateway `.1`, the host `.2`.
+//! `.2`). LANs are `10.(100+h).0.0/24` and `fd00:(0x64+h)::/64`, the gateway `.1`, the host `.2`.
 //! The road warrior's virtual-IP pool is [`RW_POOL`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -304,7 +304,7 @@ fn gateway_with_lan(fabric: &FabricNs, role: &str, h: u8) -> Result<(Host, Host)
             v4: gv4,
             v6: gv6,
             prefix_v4: format!("10.{net}.0.0/24"),
-            prefix_v6: format!("fd00:{net}::/64"),
+            prefix_v6: format!("fd00:{net:x}::/64"),
         }),
         lan_addr: None,
     };
