@@ -183,3 +183,57 @@ pub fn strongswan_failover(
     lab.write_log("report.txt", &report.to_string())?;
     Ok(report)
 }
+
+/// TCP throughput from the road warrior to the LAN host: first forwarded in the clear over
+/// ISP 1 (no IPsec), then through a strongSwan tunnel on the same path, in one topology.
+#[derive(Debug, Clone, Copy)]
+pub struct ThroughputReport {
+    /// Plain forwarding through the gateway, bits per second.
+    pub plain_bps: f64,
+    /// Through strongSwan (kernel-libipsec) at both ends, bits per second.
+    pub strongswan_bps: f64,
+}
+
+/// Measures [`ThroughputReport`] with iperf3 for `seconds` each.
+pub fn strongswan_throughput(lab: &Lab, seconds: u32) -> Result<ThroughputReport> {
+    let topo = RoadWarrior::build(Options::default())?;
+    let lan_side = topo
+        .gw
+        .lan
+        .clone()
+        .ok_or_else(|| LabError::Usage("the gateway has no LAN".into()))?;
+    let (lan_v4, _) = topo.lan.lan_addr.expect("the LAN host has an address");
+    let lan = lan_v4.to_string();
+    let via = topo.gw.uplink(0).v4.to_string();
+    topo.rw
+        .ns
+        .ip(&["route", "add", &lan_side.prefix_v4, "via", &via])?;
+    let plain = crate::traffic::iperf3(&topo.lan.ns, &topo.rw.ns, &lan, seconds, None, lab.logs())?;
+
+    let params = TunnelParams::default();
+    let gw_addrs: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
+    let gw_conf = strongswan::road_warrior_gateway(&params, &gw_addrs, &lan_side.prefix_v4);
+    let rw_conf = strongswan::road_warrior_client(&params, &gw_addrs, &lan_side.prefix_v4);
+    let gw = Charon::start(lab, &topo.gw.ns, "gw", &gw_conf)?;
+    let rw = Charon::start(lab, &topo.rw.ns, "rw", &rw_conf)?;
+    rw.initiate("home", "lan")?;
+    rw.wait_established("home", "lan", Duration::from_secs(20))?;
+    gw.wait_established("rw", "lan", Duration::from_secs(20))?;
+    let tunnel =
+        crate::traffic::iperf3(&topo.lan.ns, &topo.rw.ns, &lan, seconds, None, lab.logs())?;
+    let sas = rw.list_sas()?;
+    let used = sas
+        .iter()
+        .flat_map(|s| &s.children)
+        .any(|c| c.name == "lan" && c.state == "INSTALLED");
+    if !used {
+        return Err(LabError::StrongSwan {
+            netns: topo.rw.ns.name().to_string(),
+            message: "the CHILD_SA vanished during the throughput run".into(),
+        });
+    }
+    Ok(ThroughputReport {
+        plain_bps: plain.bits_per_second,
+        strongswan_bps: tunnel.bits_per_second,
+    })
+}
