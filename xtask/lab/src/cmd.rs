@@ -72,3 +72,32 @@ pub fn run(program: &str, args: &[&str]) -> Result<Output> {
 pub fn run_text(program: &str, args: &[&str]) -> Result<String> {
     run(program, args).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_names_its_package_and_the_fix() {
+        let e = require("/usr/lib/ipsec/charon-that-is-not-there").unwrap_err();
+        assert!(
+            e.to_string().contains("run `cargo xtask deps` as root"),
+            "{e}"
+        );
+        let e = require("swanctl-not-installed").unwrap_err();
+        assert!(e.to_string().contains("is not installed"), "{e}");
+        assert_eq!(package_of("swanctl"), "strongswan-swanctl");
+        assert_eq!(package_of("/usr/lib/ipsec/charon"), "strongswan-charon");
+    }
+
+    #[test]
+    fn a_failing_command_carries_its_stderr() {
+        let e = run("ip", &["link", "show", "dev", "no-such-interface-x"]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("ip link show dev no-such-interface-x"),
+            "{text}"
+        );
+        assert!(text.contains("does not exist"), "{text}");
+    }
+}
