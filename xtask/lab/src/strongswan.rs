@@ -185,8 +185,13 @@ impl Charon {
             log,
             process,
         };
-        charon.swanctl(&["--load-all", "--noprompt"])?;
+        charon.load_all()?;
         Ok(charon)
+    }
+
+    /// (Re)loads the namespace's swanctl.conf: connections, pools and secrets.
+    pub fn load_all(&self) -> Result<()> {
+        self.swanctl(&["--load-all", "--noprompt"]).map(|_| ())
     }
 
     /// charon's log file.

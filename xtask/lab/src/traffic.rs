@@ -320,6 +320,7 @@ pub struct PingReport {
 }
 
 /// Pings `dst` from namespace `from`: `count` requests, `interval` apart, 1 s deadline per reply.
+/// When no route leads to `dst` at all, nothing is transmitted and the report says so.
 pub fn ping(from: &Netns, dst: &str, count: u32, interval: Duration) -> Result<PingReport> {
     crate::cmd::require("ping")?;
     let out = from
@@ -338,6 +339,12 @@ pub fn ping(from: &Netns, dst: &str, count: u32, interval: Duration) -> Result<P
         .output()
         .map_err(|e| LabError::io("running ping", e))?;
     let text = String::from_utf8_lossy(&out.stdout);
+    if String::from_utf8_lossy(&out.stderr).contains("Network is unreachable") {
+        return Ok(PingReport {
+            transmitted: 0,
+            received: 0,
+        });
+    }
     let line = text
         .lines()
         .find(|l| l.contains("packets transmitted"))

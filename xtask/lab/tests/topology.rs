@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use roamgate_lab::faults::{self, Flap, Side, SilentCut};
 use roamgate_lab::topology::{Fabric, Options, RoadWarrior, SiteToSite};
-use roamgate_lab::traffic::ping;
+use roamgate_lab::traffic::{iperf3, ping};
 use roamgate_lab::{Lab, Netns, netns};
 
 fn reachable(from: &Netns, dst: &str) -> bool {
@@ -181,6 +181,16 @@ fn namespaces_are_removed_on_drop_and_on_panic() {
     let name = ns.name().to_string();
     ns.exec("sleep", &["0"]).unwrap();
     let mut child = ns.command("sleep").arg("60").spawn().unwrap();
+    // `ip netns exec` enters the namespace before it execs sleep: wait until it is inside.
+    let pid = child.id() as i32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !ns.pids().contains(&pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sleep never entered {name}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(ns);
     let list = roamgate_lab::cmd::run_text("ip", &["netns", "list"]).unwrap();
     assert!(!list.contains(&name), "{name} still listed");
@@ -207,4 +217,21 @@ fn stale_namespaces_of_killed_runs_are_cleaned() {
     let _lab = Lab::new("stale_namespaces_of_killed_runs_are_cleaned").unwrap();
     let list = roamgate_lab::cmd::run_text("ip", &["netns", "list"]).unwrap();
     assert!(!list.contains(&stale));
+}
+
+#[test]
+fn ping_and_iperf3_measure_the_path() {
+    let lab = Lab::new("ping_and_iperf3_measure_the_path").unwrap();
+    let t = RoadWarrior::build(Options::default()).unwrap();
+    let gw1 = t.gw.uplink(0).v4.to_string();
+    let p = ping(&t.rw.ns, &gw1, 5, Duration::from_millis(20)).unwrap();
+    assert_eq!((p.transmitted, p.received), (5, 5));
+    let tcp = iperf3(&t.gw.ns, &t.rw.ns, &gw1, 1, None, lab.logs()).unwrap();
+    assert!(tcp.bits_per_second > 1e8, "{tcp:?}");
+    let udp = iperf3(&t.gw.ns, &t.rw.ns, &gw1, 1, Some("20M"), lab.logs()).unwrap();
+    assert!((1.5e7..2.5e7).contains(&udp.bits_per_second), "{udp:?}");
+    assert!(udp.lost_percent.is_some());
+    faults::link_down(&t.rw, 0, Side::Host).unwrap();
+    let p = ping(&t.rw.ns, &gw1, 3, Duration::from_millis(20)).unwrap();
+    assert_eq!(p.received, 0);
 }
