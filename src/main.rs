@@ -38,3 +38,24 @@ fn main() -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_names_the_release() {
+        let err = Cli::try_parse_from(["roamgate", "--version"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(
+            err.to_string().trim(),
+            format!("roamgate {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn unknown_subcommands_are_refused() {
+        let err = Cli::try_parse_from(["roamgate", "frobnicate"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidSubcommand);
+    }
+}

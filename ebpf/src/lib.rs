@@ -1,10 +1,19 @@
-//! roamgate's XDP programs and the map ABI shared with them.
+//! roamgate's XDP classifier and the map ABI shared with it.
+//!
+//! The program (`bpf/xdp_classify.c`, compiled by build.rs with clang and embedded here) steers
+//! inbound ESP and ESP-in-UDP for the gateway's own addresses and known SPIs to the AF_XDP
+//! socket of the RX queue it arrived on, drops ESP for local addresses with unknown SPIs, and
+//! passes everything else (IKE, NAT keepalives, ARP, fragments) to the kernel, counting every
+//! frame. [`Classifier`] loads it with its maps pinned in a per-instance bpffs directory,
+//! attaches it and writes the maps; [`abi`] mirrors the records of `bpf/roamgate_abi.h`.
 #![warn(missing_docs, unreachable_pub)]
 
-/// The map ABI: Rust mirrors of the C map records.
-pub mod abi {
-    /// Describes every map record: its size and field offsets.
-    pub fn describe() -> String {
-        String::new()
-    }
-}
+pub mod abi;
+mod bpffs;
+mod classifier;
+mod counters;
+mod error;
+
+pub use classifier::{AttachMode, Classifier, Iface, PROGRAM_NAME, XdpAction, remove_pins};
+pub use counters::Counters;
+pub use error::{EbpfError, Result};
