@@ -1,5 +1,7 @@
 //! roamgate's control plane: the sans-IO IKEv2/MOBIKE engine and the daemon around it.
 //!
-//! The crate is filled in by the IKEv2 work; see `docs/architecture.md` for the layout it
-//! follows.
+//! So far the crate holds the IKEv2 wire codec, [`wire`]; see `docs/architecture.md` for the
+//! layout the rest follows.
 #![warn(missing_docs, unreachable_pub)]
+
+pub mod wire;

@@ -11,6 +11,7 @@ pub(crate) const PACKAGES: &[(&str, &str)] = &[
     ("libbpf-dev", "BPF helper headers for the XDP programs"),
     ("linux-libc-dev", "kernel UAPI headers"),
     ("gcc", "host C for the map ABI check"),
+    ("g++", "libFuzzer, built by the fuzz targets"),
     (
         "iproute2",
         "namespaces, veth, bridges, XDP attach in the lab",

@@ -3,7 +3,8 @@
 //! | task | what it does |
 //! |---|---|
 //! | `deps` | installs the Debian packages the build, demo and tests need (only what is missing) |
-//! | `test` | deps, bpffs, `cargo fmt --check`, `cargo clippy -D warnings`, every test |
+//! | `test` | deps, bpffs, `cargo fmt --check`, `cargo clippy -D warnings`, every test, a short fuzz run |
+//! | `fuzz` | every cargo-fuzz target, for a given time each |
 //! | `demo` | the lab demo: road warrior, gateway, LAN host, live traffic, a failover |
 //! | `bench` | the benchmarks; results go to the terminal and `target/bench-results/` |
 //! | `lab clean` | removes every lab namespace and what runs in it |
@@ -11,6 +12,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod fuzz;
 mod lab;
 mod test;
 
@@ -32,11 +34,21 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
-    /// Run every check and test: deps, bpffs, fmt, clippy, unit, lab and end-to-end tests.
+    /// Run every check and test: deps, bpffs, fmt, clippy, unit, lab and end-to-end tests,
+    /// then every fuzz target for a short time.
     Test {
+        /// Seconds each fuzz target runs after the tests.
+        #[arg(long, default_value_t = 20)]
+        fuzz_seconds: u64,
         /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
         #[arg(last = true)]
         cargo_args: Vec<String>,
+    },
+    /// Run every cargo-fuzz target (stable toolchain, `-s none`) for a bounded time each.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Run the lab demo: real strongSwan road warrior with two uplinks, gateway, LAN host,
     /// live traffic, a failover, the measured outage.
@@ -76,7 +88,11 @@ fn run() -> Result<()> {
         .init();
     match Cli::parse().task {
         Task::Deps { check } => deps::run(check),
-        Task::Test { cargo_args } => test::run(&cargo_args),
+        Task::Test {
+            fuzz_seconds,
+            cargo_args,
+        } => test::run(fuzz_seconds, &cargo_args),
+        Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Demo => demo::run(),
         Task::Bench { runs } => bench::run(runs),
         Task::Lab { action } => lab::run(action),

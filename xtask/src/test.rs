@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 
 use crate::{cargo, deps};
 
-pub(crate) fn run(cargo_args: &[String]) -> Result<()> {
+pub(crate) fn run(fuzz_seconds: u64, cargo_args: &[String]) -> Result<()> {
     if roamgate_lab::require_root().is_err() {
         bail!(
             "`cargo xtask test` needs root: the lab tests create network namespaces, attach XDP programs and run strongSwan; run it as root (e.g. `sudo -E cargo xtask test`)"
@@ -30,7 +30,8 @@ pub(crate) fn run(cargo_args: &[String]) -> Result<()> {
         args.push("--");
         args.extend(cargo_args.iter().map(String::as_str));
     }
-    cargo(&args)
+    cargo(&args)?;
+    crate::fuzz::run(fuzz_seconds)
 }
 
 /// Mounts bpffs at /sys/fs/bpf when it is not mounted (pinned maps live there).
