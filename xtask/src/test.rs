@@ -30,8 +30,75 @@ pub(crate) fn run(fuzz_seconds: u64, cargo_args: &[String]) -> Result<()> {
         args.push("--");
         args.extend(cargo_args.iter().map(String::as_str));
     }
-    cargo(&args)?;
-    crate::fuzz::run(fuzz_seconds)
+    let totals = cargo_test(&args)?;
+    crate::fuzz::run(fuzz_seconds)?;
+    // The last line of the run: every test binary's result, added up.
+    println!(
+        "summary: {} passed, {} failed",
+        totals.passed, totals.failed
+    );
+    Ok(())
+}
+
+/// Tests counted over every `test result:` line of a `cargo test` run.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+}
+
+impl Totals {
+    /// Adds a libtest closing line (`test result: ok. 8 passed; 0 failed; …`).
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next())
+                && let Ok(n) = n.parse::<u64>()
+            {
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs `cargo test …`, echoing its output, and adds up the results.
+fn cargo_test(args: &[&str]) -> Result<Totals> {
+    use std::io::BufRead;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("==> cargo {}", args.join(" "));
+    let mut child = std::process::Command::new(&cargo)
+        .args(args)
+        .current_dir(crate::workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut totals = Totals::default();
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            totals.add_line(&line);
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!(
+            "`cargo {}` failed ({status}): {} passed, {} failed",
+            args.join(" "),
+            totals.passed,
+            totals.failed
+        );
+    }
+    if totals.passed == 0 {
+        bail!("`cargo {}` ran no test", args.join(" "));
+    }
+    Ok(totals)
 }
 
 /// Mounts bpffs at /sys/fs/bpf when it is not mounted (pinned maps live there).
@@ -53,4 +120,24 @@ pub(crate) fn ensure_bpffs() -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn result_lines_add_up() {
+        let mut t = Totals::default();
+        t.add_line("test result: ok. 8 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s");
+        t.add_line("test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.5s");
+        t.add_line("running 3 tests");
+        assert_eq!(
+            t,
+            Totals {
+                passed: 10,
+                failed: 1
+            }
+        );
+    }
 }
