@@ -13,5 +13,6 @@
 pub mod drop;
 pub mod esp;
 pub mod wire;
+pub mod xsk;
 
 pub use drop::{DropCounters, DropReason};
