@@ -55,14 +55,8 @@ fn esp_frame(dst: [u8; 6], src: [u8; 6], frame_len: usize) -> Vec<u8> {
     iph[9] = 50;
     iph[12..16].copy_from_slice(&PEER);
     iph[16..20].copy_from_slice(&GW);
-    let mut sum: u32 = iph
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    iph[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = roamgate_gateway::wire::checksum(&iph);
+    iph[10..12].copy_from_slice(&sum.to_be_bytes());
     f.extend_from_slice(&iph);
     f.extend_from_slice(&SPI.to_be_bytes());
     f.extend_from_slice(&1u32.to_be_bytes());

@@ -37,17 +37,6 @@ fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
     mac
 }
 
-fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Ethernet + IPv4 + ESP (SPI, sequence number) + `body` bytes of pattern.
 fn esp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], seq: u32, body: usize) -> Vec<u8> {
     let ip_len = 20 + 8 + body;
@@ -62,7 +51,7 @@ fn esp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], seq: u32, body: usize) -> Vec<u
     iph[9] = 50;
     iph[12..16].copy_from_slice(&PEER);
     iph[16..20].copy_from_slice(&GW);
-    let c = checksum(&iph);
+    let c = roamgate_gateway::wire::checksum(&iph);
     iph[10..12].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&iph);
     f.extend_from_slice(&SPI.to_be_bytes());
