@@ -1,7 +1,11 @@
 //! The `roamgate` command: one binary whose subcommands run the gateway's processes.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+mod gateway;
 
 /// Kernel-bypass IPsec security gateway with IKEv2 mobility and multihoming (MOBIKE).
 #[derive(Debug, Parser)]
@@ -15,6 +19,12 @@ struct Cli {
 enum Command {
     /// Print the map ABI of the embedded XDP program (sizes and offsets of every map record).
     MapAbi,
+    /// Run the data plane: attach XDP, open AF_XDP sockets and forward ESP (foreground).
+    Gateway {
+        /// Path of the gateway's TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -36,6 +46,7 @@ fn main() -> Result<()> {
             print!("{}", roamgate_ebpf::abi::describe());
             Ok(())
         }
+        Some(Command::Gateway { config }) => gateway::run(&config),
     }
 }
 

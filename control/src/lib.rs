@@ -6,4 +6,5 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod crypto;
+pub mod daemon;
 pub mod wire;

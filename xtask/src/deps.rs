@@ -20,6 +20,10 @@ pub(crate) const PACKAGES: &[(&str, &str)] = &[
     ("strongswan-charon", "the real IKEv2 peer"),
     ("strongswan-swanctl", "drives the peer"),
     (
+        "strongswan-pki",
+        "makes the lab's certificates for IKEv2 certificate authentication",
+    ),
+    (
         "libcharon-extra-plugins",
         "kernel-libipsec: userspace ESP for the peer",
     ),

@@ -10,6 +10,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bridge", "iproute2"),
     ("nft", "nftables"),
     ("swanctl", "strongswan-swanctl"),
+    ("pki", "strongswan-pki"),
     ("/usr/lib/ipsec/charon", "strongswan-charon"),
     ("iperf3", "iperf3"),
     ("ping", "iputils-ping"),

@@ -12,6 +12,7 @@ mod error;
 pub mod faults;
 mod lab;
 pub mod netns;
+pub mod pki;
 pub mod process;
 pub mod scenario;
 pub mod strongswan;

@@ -78,6 +78,47 @@ impl Section {
     }
 }
 
+/// A file charon loads from its swanctl folder: a CA certificate (`x509ca`), its own
+/// certificate (`x509`) or a private key (`rsa`, `ecdsa`, `private`).
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// The swanctl sub-folder.
+    pub dir: &'static str,
+    /// The file to copy there.
+    pub file: PathBuf,
+}
+
+impl Credential {
+    /// The credentials of a peer with certificate `own` issued by `ca`: the CA certificate,
+    /// its certificate and its private key.
+    pub fn peer(ca: &crate::pki::Issued, own: &crate::pki::Issued) -> Vec<Credential> {
+        vec![
+            Credential {
+                dir: "x509ca",
+                file: ca.cert.clone(),
+            },
+            Credential {
+                dir: "x509",
+                file: own.cert.clone(),
+            },
+            Credential {
+                dir: own.kind.swanctl_dir(),
+                file: own.key.clone(),
+            },
+        ]
+    }
+}
+
+/// How a lab charon starts beyond its swanctl.conf.
+#[derive(Debug, Clone, Default)]
+pub struct CharonOptions {
+    /// Extra filelog levels (`("chd", 4)` logs CHILD_SA keys), replacing the defaults for those
+    /// subsystems.
+    pub log_levels: Vec<(&'static str, u8)>,
+    /// Certificates and keys to install in the swanctl folders before loading.
+    pub credentials: Vec<Credential>,
+}
+
 /// A running charon in one namespace.
 #[derive(Debug)]
 pub struct Charon {
@@ -91,6 +132,17 @@ impl Charon {
     /// Writes the configuration for namespace `ns`, starts charon there (as `charon-<role>`),
     /// waits for its vici socket, and loads `swanctl` (the body of a swanctl.conf).
     pub fn start(lab: &Lab, ns: &Netns, role: &str, swanctl: &Section) -> Result<Charon> {
+        Charon::start_with(lab, ns, role, swanctl, &CharonOptions::default())
+    }
+
+    /// Like [`Charon::start`], with extra log levels and credentials.
+    pub fn start_with(
+        lab: &Lab,
+        ns: &Netns,
+        role: &str,
+        swanctl: &Section,
+        options: &CharonOptions,
+    ) -> Result<Charon> {
         for program in [CHARON, "swanctl", "unshare"] {
             cmd::require(program)?;
         }
@@ -100,6 +152,27 @@ impl Charon {
         let vici = vici_dir.join(format!("{}.vici", ns.name()));
         let _ = std::fs::remove_file(&vici);
         let log = lab.logs().join(format!("charon-{role}.log"));
+        let mut levels: Vec<(&str, u8)> = vec![
+            ("default", 1),
+            ("ike", 2),
+            ("knl", 2),
+            ("net", 1),
+            ("cfg", 1),
+        ];
+        for &(subsystem, level) in &options.log_levels {
+            match levels.iter_mut().find(|(s, _)| *s == subsystem) {
+                Some(entry) => entry.1 = level,
+                None => levels.push((subsystem, level)),
+            }
+        }
+        let mut filelog = Section::new()
+            .set("path", log.display())
+            .set("time_format", "%H:%M:%S")
+            .set("ike_name", "yes")
+            .set("flush_line", "yes");
+        for (subsystem, level) in levels {
+            filelog = filelog.set(subsystem, level);
+        }
         let conf = Section::new().section(
             "charon",
             Section::new()
@@ -119,22 +192,7 @@ impl Charon {
                             Section::new().set("allow_peer_ts", "yes"),
                         ),
                 )
-                .section(
-                    "filelog",
-                    Section::new().section(
-                        "lab",
-                        Section::new()
-                            .set("path", log.display())
-                            .set("time_format", "%H:%M:%S")
-                            .set("ike_name", "yes")
-                            .set("flush_line", "yes")
-                            .set("default", 1)
-                            .set("ike", 2)
-                            .set("knl", 2)
-                            .set("net", 1)
-                            .set("cfg", 1),
-                    ),
-                ),
+                .section("filelog", Section::new().section("lab", filelog)),
         );
         let etc = ns.etc_dir();
         let swanctl_dir = etc.join("swanctl");
@@ -142,6 +200,18 @@ impl Charon {
             let d = swanctl_dir.join(sub);
             std::fs::create_dir_all(&d)
                 .map_err(|e| LabError::io(format!("creating {}", d.display()), e))?;
+        }
+        for credential in &options.credentials {
+            let name = credential.file.file_name().ok_or_else(|| {
+                LabError::Usage(format!("{} names no file", credential.file.display()))
+            })?;
+            let to = swanctl_dir.join(credential.dir).join(name);
+            std::fs::copy(&credential.file, &to).map_err(|e| {
+                LabError::io(
+                    format!("copying {} to {}", credential.file.display(), to.display()),
+                    e,
+                )
+            })?;
         }
         let strongswan_conf = conf.render();
         let swanctl_conf = swanctl.render();
@@ -393,6 +463,23 @@ pub struct TunnelParams {
     pub mobike: bool,
     /// The pre-shared key (the lab's own; never a real secret).
     pub psk: String,
+    /// How both ends authenticate.
+    pub auth: LabAuth,
+}
+
+/// How a lab peer authenticates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LabAuth {
+    /// With [`TunnelParams::psk`].
+    #[default]
+    Psk,
+    /// With certificates: each end's own certificate file name in its `swanctl/x509/`
+    /// folder (see [`CharonOptions::credentials`]); the peer is trusted through the CA in
+    /// `x509ca/`. The identities are the certificates' subjectAltNames ([`RW_ID`], [`GW_ID`]).
+    Pubkey {
+        /// The certificate file name (no folder).
+        cert: String,
+    },
 }
 
 impl Default for TunnelParams {
@@ -403,6 +490,7 @@ impl Default for TunnelParams {
             dpd_delay: Duration::from_secs(2),
             mobike: true,
             psk: "lab-only-pre-shared-key-0123456789".into(),
+            auth: LabAuth::Psk,
         }
     }
 }
@@ -413,19 +501,41 @@ pub const RW_ID: &str = "rw@roamgate.test";
 pub const GW_ID: &str = "gw.roamgate.test";
 
 fn psk_secrets(params: &TunnelParams, a: &str, b: &str) -> Section {
-    Section::new().section(
-        "ike-lab",
-        Section::new()
-            .set("id-1", a)
-            .set("id-2", b)
-            .set("secret", format!("\"{}\"", params.psk)),
-    )
+    match params.auth {
+        LabAuth::Psk => Section::new().section(
+            "ike-lab",
+            Section::new()
+                .set("id-1", a)
+                .set("id-2", b)
+                .set("secret", format!("\"{}\"", params.psk)),
+        ),
+        LabAuth::Pubkey { .. } => Section::new(),
+    }
+}
+
+/// The `local` and `remote` sections of a connection between identities `local_id` and
+/// `remote_id`.
+fn auth_sections(params: &TunnelParams, local_id: &str, remote_id: &str) -> (Section, Section) {
+    match &params.auth {
+        LabAuth::Psk => (
+            Section::new().set("auth", "psk").set("id", local_id),
+            Section::new().set("auth", "psk").set("id", remote_id),
+        ),
+        LabAuth::Pubkey { cert } => (
+            Section::new()
+                .set("auth", "pubkey")
+                .set("certs", cert)
+                .set("id", local_id),
+            Section::new().set("auth", "pubkey").set("id", remote_id),
+        ),
+    }
 }
 
 /// swanctl.conf of a road-warrior client: connection `home` (child `lan`) to the gateway's
 /// addresses `gw_addrs` (most preferred first), asking for a virtual IP, protecting
 /// `remote_ts`.
 pub fn road_warrior_client(params: &TunnelParams, gw_addrs: &[String], remote_ts: &str) -> Section {
+    let (local, remote) = auth_sections(params, RW_ID, GW_ID);
     Section::new()
         .section(
             "connections",
@@ -437,8 +547,8 @@ pub fn road_warrior_client(params: &TunnelParams, gw_addrs: &[String], remote_ts
                     .set("mobike", yes(params.mobike))
                     .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
                     .set("proposals", &params.proposals)
-                    .section("local", Section::new().set("auth", "psk").set("id", RW_ID))
-                    .section("remote", Section::new().set("auth", "psk").set("id", GW_ID))
+                    .section("local", local)
+                    .section("remote", remote)
                     .section(
                         "children",
                         Section::new().section(
@@ -461,6 +571,7 @@ pub fn road_warrior_gateway(
     local_addrs: &[String],
     local_ts: &str,
 ) -> Section {
+    let (local, remote) = auth_sections(params, GW_ID, RW_ID);
     Section::new()
         .section(
             "connections",
@@ -472,8 +583,8 @@ pub fn road_warrior_gateway(
                     .set("mobike", yes(params.mobike))
                     .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
                     .set("proposals", &params.proposals)
-                    .section("local", Section::new().set("auth", "psk").set("id", GW_ID))
-                    .section("remote", Section::new().set("auth", "psk").set("id", RW_ID))
+                    .section("local", local)
+                    .section("remote", remote)
                     .section(
                         "children",
                         Section::new().section(
