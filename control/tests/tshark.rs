@@ -7,6 +7,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
+use roamgate_lab::pcap;
+
 use roamgate_control::wire::header::Flags;
 use roamgate_control::wire::payload::{
     AddressRange, Authentication, CertificateRequest, ConfigAttribute, Configuration, Delete, Eap,
@@ -190,47 +192,6 @@ fn encrypted() -> Vec<Message> {
     vec![base, fragment]
 }
 
-/// Wraps each UDP payload in Ethernet/IPv4/UDP and writes a classic pcap file.
-fn pcap(datagrams: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
-    for (i, d) in datagrams.iter().enumerate() {
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-        let total = (20 + 8 + d.len()) as u16;
-        let mut ip = vec![
-            0x45, 0, 0, 0, 0, i as u8, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2,
-        ];
-        ip[2..4].copy_from_slice(&total.to_be_bytes());
-        let mut sum: u32 = ip
-            .chunks(2)
-            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        frame.extend_from_slice(&ip);
-        frame.extend_from_slice(&500u16.to_be_bytes());
-        frame.extend_from_slice(&500u16.to_be_bytes());
-        frame.extend_from_slice(&((8 + d.len()) as u16).to_be_bytes());
-        frame.extend_from_slice(&0u16.to_be_bytes());
-        frame.extend_from_slice(d);
-        out.extend_from_slice(&(i as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&frame);
-    }
-    out
-}
-
 #[test]
 fn tshark_dissects_what_we_encode_without_errors() {
     assert!(
@@ -248,7 +209,13 @@ fn tshark_dissects_what_we_encode_without_errors() {
         assert_eq!(&Message::decode(d).unwrap(), m);
     }
     let path = std::env::temp_dir().join(format!("roamgate-wire-{}.pcap", std::process::id()));
-    std::fs::write(&path, pcap(&datagrams)).unwrap();
+    let a: Ipv4Addr = "192.0.2.1".parse().unwrap();
+    let b: Ipv4Addr = "192.0.2.2".parse().unwrap();
+    let frames: Vec<Vec<u8>> = datagrams
+        .iter()
+        .map(|d| pcap::ethernet_ipv4_udp((a, 500), (b, 500), d))
+        .collect();
+    pcap::write_pcap(&path, pcap::LINKTYPE_ETHERNET, &frames).unwrap();
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&path)

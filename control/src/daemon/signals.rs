@@ -44,9 +44,8 @@ impl Signals {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        Ok(Signals {
-            fd: unsafe { OwnedFd::from_raw_fd(raw) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Signals { fd })
     }
 
     /// The next pending request, if any.
@@ -87,10 +86,7 @@ impl AsRawFd for Signals {
 
 /// Waits until one of `fds` is readable or `timeout` passes (`None`: no limit); returns which
 /// descriptors are readable.
-pub fn wait_readable(
-    fds: &[RawFd],
-    timeout: Option<std::time::Duration>,
-) -> io::Result<Vec<bool>> {
+pub fn wait_readable(fds: &[RawFd], timeout: Option<std::time::Duration>) -> io::Result<Vec<bool>> {
     let mut polls: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {
@@ -102,10 +98,7 @@ pub fn wait_readable(
     let ms = match timeout {
         None => -1,
         // Round up so a timer is never polled a millisecond early in a busy loop.
-        Some(d) => d
-            .as_micros()
-            .div_ceil(1000)
-            .min(libc::c_int::MAX as u128) as libc::c_int,
+        Some(d) => d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,
     };
     // SAFETY: `polls` is a live array of `polls.len()` pollfd records.
     let rc = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };

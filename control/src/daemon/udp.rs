@@ -119,7 +119,10 @@ impl IkeSocket {
             n as usize
         };
         let remote = sockaddr_to(&from).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "datagram without a source address")
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "datagram without a source address",
+            )
         })?;
         let local_ip = pktinfo_destination(&msg).ok_or_else(|| {
             io::Error::new(
@@ -169,7 +172,12 @@ impl AsRawFd for IkeSocket {
     }
 }
 
-fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: `value` is a live c_int and its size is passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -219,7 +227,11 @@ fn sockaddr_from(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) 
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>().write(sin) };
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
             (storage, size_of::<libc::sockaddr_in>() as libc::socklen_t)
         }
         SocketAddr::V6(a) => {
@@ -233,7 +245,11 @@ fn sockaddr_from(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) 
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { (&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>().write(sin6) };
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
             (storage, size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
     }
@@ -243,7 +259,8 @@ fn sockaddr_to(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             Some(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
                 u16::from_be(sin.sin_port),
@@ -251,7 +268,9 @@ fn sockaddr_to(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(sin6.sin6_addr.s6_addr),
                 u16::from_be(sin6.sin6_port),
@@ -273,12 +292,16 @@ fn pktinfo_destination(msg: &libc::msghdr) -> Option<IpAddr> {
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
                 // SAFETY: the kernel wrote an in_pktinfo as this message's data; it may be
                 // unaligned, so it is read unaligned.
-                let info = unsafe { (libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo).read_unaligned() };
-                return Some(IpAddr::V4(Ipv4Addr::from(info.ipi_addr.s_addr.to_ne_bytes())));
+                let info =
+                    unsafe { (libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo).read_unaligned() };
+                return Some(IpAddr::V4(Ipv4Addr::from(
+                    info.ipi_addr.s_addr.to_ne_bytes(),
+                )));
             }
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
                 // SAFETY: as above, for in6_pktinfo.
-                let info = unsafe { (libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo).read_unaligned() };
+                let info =
+                    unsafe { (libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo).read_unaligned() };
                 return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
             }
             _ => {}
@@ -311,12 +334,15 @@ fn set_pktinfo_source(msg: &mut libc::msghdr, local: IpAddr) -> io::Result<()> {
                 (*cmsg).cmsg_type = libc::IP_PKTINFO;
                 (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
                 (libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo).write_unaligned(info);
-                msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
+                msg.msg_controllen =
+                    libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
             }
         }
         IpAddr::V6(a) => {
             let info = libc::in6_pktinfo {
-                ipi6_addr: libc::in6_addr { s6_addr: a.octets() },
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: a.octets(),
+                },
                 ipi6_ifindex: 0,
             };
             // SAFETY: as above, for in6_pktinfo.
@@ -325,7 +351,8 @@ fn set_pktinfo_source(msg: &mut libc::msghdr, local: IpAddr) -> io::Result<()> {
                 (*cmsg).cmsg_type = libc::IPV6_PKTINFO;
                 (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
                 (libc::CMSG_DATA(cmsg) as *mut libc::in6_pktinfo).write_unaligned(info);
-                msg.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                msg.msg_controllen =
+                    libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
             }
         }
     }

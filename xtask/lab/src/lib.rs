@@ -7,11 +7,13 @@
 //! [`Lab`]). Nothing here touches an address outside the lab's namespaces.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod capture;
 pub mod cmd;
 mod error;
 pub mod faults;
 mod lab;
 pub mod netns;
+pub mod pcap;
 pub mod pki;
 pub mod process;
 pub mod scenario;

@@ -88,7 +88,10 @@ impl LabCa {
             .map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
         let stem = format!("ca-{}", kind.file_stem());
         let key = generate_key(dir, &stem, kind)?;
-        let dn = format!("C=CH, O=roamgate lab, CN=roamgate lab CA {}", kind.file_stem());
+        let dn = format!(
+            "C=CH, O=roamgate lab, CN=roamgate lab CA {}",
+            kind.file_stem()
+        );
         let cert = dir.join(format!("{stem}.crt.pem"));
         let key_arg = path_str(&key)?;
         let pem = cmd::run(
@@ -129,13 +132,14 @@ impl LabCa {
     /// `name` also as subjectAltName (a DNS name, an email address or an IP address, as
     /// `pki --san` decides from its form).
     pub fn issue(&self, name: &str, kind: KeyKind) -> Result<Issued> {
-        let stem = format!("{}-{}", name.replace(['@', '/', ':'], "_"), kind.file_stem());
+        let stem = format!(
+            "{}-{}",
+            name.replace(['@', '/', ':'], "_"),
+            kind.file_stem()
+        );
         let key = generate_key(&self.dir, &stem, kind)?;
         let dn = format!("C=CH, O=roamgate lab, CN={name}");
-        let public = cmd::run(
-            "pki",
-            &["--pub", "--in", path_str(&key)?, "--type", "priv"],
-        )?;
+        let public = cmd::run("pki", &["--pub", "--in", path_str(&key)?, "--type", "priv"])?;
         let public_path = self.dir.join(format!("{stem}.pub.der"));
         write(&public_path, &public.stdout)?;
         let cert = self.dir.join(format!("{stem}.crt.pem"));

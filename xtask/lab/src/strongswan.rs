@@ -117,6 +117,9 @@ pub struct CharonOptions {
     pub log_levels: Vec<(&'static str, u8)>,
     /// Certificates and keys to install in the swanctl folders before loading.
     pub credentials: Vec<Credential>,
+    /// Extra `charon.<key> = <value>` settings of strongswan.conf (for example
+    /// `("cookie_threshold", "100000")`).
+    pub settings: Vec<(&'static str, String)>,
 }
 
 /// A running charon in one namespace.
@@ -173,9 +176,13 @@ impl Charon {
         for (subsystem, level) in levels {
             filelog = filelog.set(subsystem, level);
         }
+        let mut charon = Section::new();
+        for (key, value) in &options.settings {
+            charon = charon.set(key, value);
+        }
         let conf = Section::new().section(
             "charon",
-            Section::new()
+            charon
                 .set("load", PLUGINS)
                 .set("port", 500)
                 .set("port_nat_t", 4500)
@@ -262,6 +269,11 @@ impl Charon {
     /// (Re)loads the namespace's swanctl.conf: connections, pools and secrets.
     pub fn load_all(&self) -> Result<()> {
         self.swanctl(&["--load-all", "--noprompt"]).map(|_| ())
+    }
+
+    /// charon's process id (in the lab's namespace; `unshare` and `sh` exec it in place).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
     /// charon's log file.

@@ -1,0 +1,201 @@
+//! The engine's configuration: plain typed values, no file format. The TOML configuration
+//! (`control/src/config/`) is converted into these types by the daemon.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::crypto::Secret;
+use crate::crypto::proposal::ProposalSpec;
+use crate::wire::payload::{Identification, TrafficSelector};
+
+/// Everything the engine needs to know.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The connections, in preference order (a responder takes the first one that matches).
+    pub connections: Vec<ConnectionConfig>,
+    /// Virtual-IP pools a responder assigns from ([RFC 7296 § 2.19]).
+    ///
+    /// [RFC 7296 § 2.19]: https://www.rfc-editor.org/rfc/rfc7296#section-2.19
+    pub pools: Vec<PoolConfig>,
+    /// Request retransmission.
+    pub retransmit: RetransmitConfig,
+    /// Above this many half-open IKE SAs a responder demands a COOKIE
+    /// ([RFC 7296 § 2.6](https://www.rfc-editor.org/rfc/rfc7296#section-2.6)); `0` always
+    /// demands one.
+    pub cookie_threshold: usize,
+    /// How often the COOKIE secret is replaced (the previous one stays valid for one period).
+    pub cookie_secret_lifetime: Duration,
+    /// How long a responder keeps a half-open IKE SA (IKE_SA_INIT answered, no IKE_AUTH).
+    pub half_open_timeout: Duration,
+    /// Behind a NAT, a NAT keepalive goes out after this much outbound silence
+    /// ([RFC 3948 § 4](https://www.rfc-editor.org/rfc/rfc3948#section-4); strongSwan's
+    /// `keep_alive`, 20 s); `None` disables them.
+    pub nat_keepalive: Option<Duration>,
+    /// At most this many INVALID_IKE_SPI notifications per second are sent
+    /// ([RFC 7296 § 2.21.4](https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4)).
+    pub invalid_spi_rate: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            connections: Vec::new(),
+            pools: Vec::new(),
+            retransmit: RetransmitConfig::default(),
+            cookie_threshold: 10,
+            cookie_secret_lifetime: Duration::from_secs(60),
+            half_open_timeout: Duration::from_secs(30),
+            nat_keepalive: Some(Duration::from_secs(20)),
+            invalid_spi_rate: 10,
+        }
+    }
+}
+
+/// Retransmission of requests: the n-th retransmission is sent `timeout × base^n` after the
+/// previous send; after `tries` retransmissions and one more wait the exchange has failed.
+/// The defaults are strongSwan's (`charon.retransmit_timeout`, `_base`, `_tries`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetransmitConfig {
+    /// The first timeout.
+    pub timeout: Duration,
+    /// The exponential base.
+    pub base: f64,
+    /// How many retransmissions before giving up.
+    pub tries: u32,
+}
+
+impl Default for RetransmitConfig {
+    fn default() -> RetransmitConfig {
+        RetransmitConfig {
+            timeout: Duration::from_secs(4),
+            base: 1.8,
+            tries: 5,
+        }
+    }
+}
+
+impl RetransmitConfig {
+    /// How long to wait after send number `n` (0 = the first send) before the next action,
+    /// at most [`RetransmitConfig::MAX_WAIT`].
+    pub fn wait(&self, n: u32) -> Duration {
+        let exp = i32::try_from(n).unwrap_or(i32::MAX);
+        let secs = self.timeout.as_secs_f64() * self.base.powi(exp);
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(Self::MAX_WAIT)
+            .min(Self::MAX_WAIT)
+    }
+
+    /// The longest wait between two sends (a nonsensical configuration cannot stall an
+    /// exchange for longer).
+    pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+}
+
+/// One IKE connection (strongSwan's `connections.<name>`).
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// The connection's name.
+    pub name: String,
+    /// Our addresses, most preferred first; empty matches any (responder).
+    pub local_addrs: Vec<IpAddr>,
+    /// The peer's addresses, most preferred first; an initiator sends to the first; empty
+    /// matches any (responder).
+    pub remote_addrs: Vec<IpAddr>,
+    /// IKE proposals, in preference order.
+    pub ike_proposals: Vec<ProposalSpec>,
+    /// Our identity (IDi or IDr).
+    pub local_id: Identification,
+    /// How we authenticate.
+    pub local_auth: LocalAuth,
+    /// The identity the peer must prove; `None` accepts any.
+    pub remote_id: Option<Identification>,
+    /// How the peer must authenticate.
+    pub remote_auth: RemoteAuth,
+    /// Whether MOBIKE ([RFC 4555](https://www.rfc-editor.org/rfc/rfc4555)) is offered.
+    pub mobike: bool,
+    /// Liveness check after this much inbound silence; `None` disables it.
+    pub dpd_delay: Option<Duration>,
+    /// IKE SA rekeying interval; `None` disables it.
+    pub rekey_time: Option<Duration>,
+    /// Hard lifetime after the rekey time.
+    pub over_time: Option<Duration>,
+    /// The CHILD_SAs.
+    pub children: Vec<ChildConfig>,
+    /// Pool names to assign virtual IPs from (responder).
+    pub pools: Vec<String>,
+    /// Virtual IPs to request (initiator): `0.0.0.0` asks for any IPv4 address, `::` for any
+    /// IPv6 address, another address asks for that one.
+    pub vips: Vec<IpAddr>,
+}
+
+/// How we prove our identity ([RFC 7296 § 2.15](https://www.rfc-editor.org/rfc/rfc7296#section-2.15)).
+#[derive(Debug, Clone)]
+pub enum LocalAuth {
+    /// Pre-shared key: AUTH method 2 (Shared Key Message Integrity Code).
+    Psk(Secret),
+    /// Signature authentication ([RFC 7427](https://www.rfc-editor.org/rfc/rfc7427)), by an
+    /// external signer; not supported by this engine yet (an IKE SA configured so fails).
+    Signature,
+}
+
+/// How the peer must prove its identity.
+#[derive(Debug, Clone)]
+pub enum RemoteAuth {
+    /// Pre-shared key (AUTH method 2).
+    Psk(Secret),
+    /// Signature authentication ([RFC 7427](https://www.rfc-editor.org/rfc/rfc7427)), checked by
+    /// an external verifier; not supported by this engine yet.
+    Signature,
+}
+
+/// The IPsec mode of a CHILD_SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Tunnel mode.
+    Tunnel,
+    /// Transport mode ([RFC 7296 § 1.3.1](https://www.rfc-editor.org/rfc/rfc7296#section-1.3.1),
+    /// `USE_TRANSPORT_MODE`).
+    Transport,
+    /// Bound End-to-End Tunnel (strongSwan's private `USE_BEET_MODE` notify).
+    Beet,
+}
+
+/// What to do with a CHILD_SA when the engine starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StartAction {
+    /// Wait for the peer (or an explicit `initiate`).
+    None,
+    /// Initiate at once ([`crate::engine::Engine::start`]).
+    Start,
+    /// Install a trap policy (the data plane triggers `initiate`).
+    Trap,
+}
+
+/// One CHILD_SA of a connection.
+#[derive(Debug, Clone)]
+pub struct ChildConfig {
+    /// The CHILD_SA's name.
+    pub name: String,
+    /// Our side's traffic selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's side's traffic selectors.
+    pub remote_ts: Vec<TrafficSelector>,
+    /// ESP proposals, in preference order.
+    pub esp_proposals: Vec<ProposalSpec>,
+    /// The mode.
+    pub mode: Mode,
+    /// The start action.
+    pub start_action: StartAction,
+    /// CHILD_SA rekeying interval; `None` disables it.
+    pub rekey_time: Option<Duration>,
+}
+
+/// A virtual-IP pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// The pool's name.
+    pub name: String,
+    /// The first address handed out.
+    pub first: IpAddr,
+    /// The last address handed out (same family as `first`).
+    pub last: IpAddr,
+}

@@ -1,0 +1,922 @@
+//! IKE_AUTH in both roles ([RFC 7296 § 1.2](https://www.rfc-editor.org/rfc/rfc7296#section-1.2)):
+//! PSK authentication, the first CHILD_SA, traffic selector narrowing, virtual IPs.
+
+use super::*;
+
+impl Engine {
+    // ----- initiator: IKE_AUTH -----
+
+    pub(in crate::engine) fn send_auth_request(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
+        let c = sa.cfg.clone();
+        let Some(keys) = sa.keys.as_ref() else {
+            return false;
+        };
+        let id = c.local_id.clone();
+        let octets = signed_octets(
+            &sa.init_request,
+            &sa.nr,
+            keys.prf,
+            &keys.sk_pi,
+            &id_payload_body(&id),
+        );
+        let auth = match &c.local_auth {
+            LocalAuth::Psk(psk) => psk_auth(keys.prf, psk, &octets),
+            LocalAuth::Signature => {
+                self.fail(sa, FailureReason::Unsupported("signature authentication"));
+                return false;
+            }
+        };
+        let mut payloads = vec![Payload::IdInitiator(id)];
+        payloads.push(notify(NotifyType::INITIAL_CONTACT));
+        if let Some(r) = &c.remote_id {
+            payloads.push(Payload::IdResponder(r.clone()));
+        }
+        payloads.push(Payload::Authentication(Authentication {
+            method: AuthMethod::SHARED_KEY_MIC,
+            data: auth.expose().to_vec(),
+        }));
+        if !c.vips.is_empty() {
+            let attributes = c
+                .vips
+                .iter()
+                .map(|v| match v {
+                    IpAddr::V4(a) if a.is_unspecified() => {
+                        ConfigAttribute::request(CfgAttrType::INTERNAL_IP4_ADDRESS)
+                    }
+                    IpAddr::V4(a) => ConfigAttribute::ipv4(CfgAttrType::INTERNAL_IP4_ADDRESS, *a),
+                    IpAddr::V6(a) if a.is_unspecified() => {
+                        ConfigAttribute::request(CfgAttrType::INTERNAL_IP6_ADDRESS)
+                    }
+                    IpAddr::V6(a) => ConfigAttribute::ipv6_with_prefix(*a, 128),
+                })
+                .collect();
+            payloads.push(Payload::Configuration(Configuration {
+                ty: CfgType::REQUEST,
+                attributes,
+            }));
+        }
+        if let Some(child) = c.children.first() {
+            let spi = self.alloc_child_spi();
+            payloads.push(Payload::SecurityAssociation(SecurityAssociation {
+                proposals: offer(&child.esp_proposals, &spi.to_be_bytes(), false),
+            }));
+            payloads.push(Payload::TsInitiator(TrafficSelectors {
+                selectors: child.local_ts.clone(),
+            }));
+            payloads.push(Payload::TsResponder(TrafficSelectors {
+                selectors: child.remote_ts.clone(),
+            }));
+            match child.mode {
+                Mode::Transport => payloads.push(notify(NotifyType::USE_TRANSPORT_MODE)),
+                Mode::Beet => payloads.push(notify(USE_BEET_MODE)),
+                Mode::Tunnel => {}
+            }
+            sa.child_proposal = Some(ChildProposal {
+                child: 0,
+                inbound_spi: spi,
+                local_ts: child.local_ts.clone(),
+                remote_ts: child.remote_ts.clone(),
+            });
+        }
+        if c.mobike {
+            payloads.push(notify(NotifyType::MOBIKE_SUPPORTED));
+        }
+        if !self.send_request(now, sa, Request::IkeAuth, payloads) {
+            self.fail(
+                sa,
+                FailureReason::Unsupported("the IKE_AUTH request cannot be encoded"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// The answer to our IKE_AUTH.
+    pub(in crate::engine) fn auth_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        payloads: &[Payload],
+    ) -> bool {
+        if has_notify(payloads, NotifyType::AUTHENTICATION_FAILED) {
+            self.fail(sa, FailureReason::PeerAuthenticationFailed);
+            return false;
+        }
+        let idr = find(payloads, |p| match p {
+            Payload::IdResponder(i) => Some(i),
+            _ => None,
+        });
+        let auth = find(payloads, |p| match p {
+            Payload::Authentication(a) => Some(a),
+            _ => None,
+        });
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            let reason = first_error(payloads).map_or(
+                FailureReason::Protocol("IKE_AUTH response lacks IDr or AUTH"),
+                failure_of,
+            );
+            self.fail(sa, reason);
+            return false;
+        };
+        let c = &sa.cfg.clone();
+        let Some(keys) = sa.keys.as_ref() else {
+            return false;
+        };
+        let id_ok = c.remote_id.as_ref().is_none_or(|r| r == idr);
+        let octets = signed_octets(
+            &sa.init_response,
+            &sa.ni,
+            keys.prf,
+            &keys.sk_pr,
+            &id_payload_body(idr),
+        );
+        let auth_ok = match &c.remote_auth {
+            RemoteAuth::Psk(psk) => {
+                auth.method == AuthMethod::SHARED_KEY_MIC
+                    && psk_verify(keys.prf, psk, &octets, &auth.data)
+            }
+            RemoteAuth::Signature => false,
+        };
+        if !(id_ok && auth_ok) {
+            self.stats.authentication_failed += 1;
+            // Tell the responder, which considers the IKE SA established
+            // (RFC 7296 § 2.21.2), then forget the SA.
+            let mid = sa.next_message_id;
+            sa.next_message_id += 1;
+            if let Some(bytes) = self.seal(
+                sa,
+                ExchangeType::INFORMATIONAL,
+                false,
+                mid,
+                vec![notify(NotifyType::AUTHENTICATION_FAILED)],
+            ) {
+                self.send_raw(sa.local, sa.remote, &bytes);
+            }
+            self.fail(sa, FailureReason::AuthenticationFailed);
+            return false;
+        }
+        sa.peer_id = Some(idr.clone());
+        sa.peer_mobike = c.mobike && has_notify(payloads, NotifyType::MOBIKE_SUPPORTED);
+        if let Some(cp) = find(payloads, |p| match p {
+            Payload::Configuration(c) if c.ty == CfgType::REPLY => Some(c),
+            _ => None,
+        }) {
+            sa.virtual_ip = cp.attributes.iter().find_map(|a| match a.ty {
+                CfgAttrType::INTERNAL_IP4_ADDRESS => a.as_ipv4().map(IpAddr::V4),
+                CfgAttrType::INTERNAL_IP6_ADDRESS if a.value.len() == 17 => {
+                    <[u8; 16]>::try_from(&a.value[..16])
+                        .ok()
+                        .map(|b| IpAddr::V6(b.into()))
+                }
+                _ => None,
+            });
+        }
+        self.established(now, sa);
+        if let Some(address) = sa.virtual_ip {
+            self.events.push_back(Event::VirtualIp {
+                handle: sa.handle,
+                address,
+            });
+        }
+        if let Some(cp) = sa.child_proposal.take() {
+            self.auth_child_response(now, sa, cp, payloads);
+        }
+        true
+    }
+
+    pub(in crate::engine) fn auth_child_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        cp: ChildProposal,
+        payloads: &[Payload],
+    ) {
+        let c = &sa.cfg.clone();
+        let Some(child) = c.children.get(cp.child) else {
+            return;
+        };
+        let name = child.name.clone();
+        let sa_p = find(payloads, |p| match p {
+            Payload::SecurityAssociation(s) => Some(s),
+            _ => None,
+        });
+        let tsi = find(payloads, |p| match p {
+            Payload::TsInitiator(t) => Some(t),
+            _ => None,
+        });
+        let tsr = find(payloads, |p| match p {
+            Payload::TsResponder(t) => Some(t),
+            _ => None,
+        });
+        let (Some(sa_p), Some(tsi), Some(tsr)) = (sa_p, tsi, tsr) else {
+            let reason = first_error(payloads).map_or(
+                FailureReason::Protocol("no CHILD_SA in IKE_AUTH response"),
+                failure_of,
+            );
+            self.events.push_back(Event::ChildSaFailed {
+                handle: sa.handle,
+                name,
+                reason,
+            });
+            return;
+        };
+        let Some((outbound_spi, alg)) =
+            check_esp_answer(&child.esp_proposals, &sa_p.proposals, false)
+        else {
+            self.events.push_back(Event::ChildSaFailed {
+                handle: sa.handle,
+                name,
+                reason: FailureReason::NoProposalChosen,
+            });
+            return;
+        };
+        let local_ok = is_subset(&tsi.selectors, &cp.local_ts)
+            || sa.virtual_ip.is_some_and(|v| tsi.selectors == [host_ts(v)]);
+        if !local_ok || !is_subset(&tsr.selectors, &cp.remote_ts) {
+            self.events.push_back(Event::ChildSaFailed {
+                handle: sa.handle,
+                name,
+                reason: FailureReason::TsUnacceptable,
+            });
+            return;
+        }
+        let mode = if child.mode == Mode::Transport
+            && has_notify(payloads, NotifyType::USE_TRANSPORT_MODE)
+        {
+            Mode::Transport
+        } else if child.mode == Mode::Beet && has_notify(payloads, USE_BEET_MODE) {
+            Mode::Beet
+        } else {
+            Mode::Tunnel
+        };
+        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+        self.install_child(
+            now,
+            sa,
+            ChildPlan {
+                child: cp.child,
+                mode,
+                alg,
+                inbound_spi: cp.inbound_spi,
+                outbound_spi,
+                local_ts: tsi.selectors.clone(),
+                remote_ts: tsr.selectors.clone(),
+            },
+            ChildKeying {
+                exchange_initiator: true,
+                ni: &ni,
+                nr: &nr,
+                pfs: None,
+            },
+        );
+    }
+
+    pub(in crate::engine) fn established(&mut self, now: Instant, sa: &mut IkeSa) {
+        sa.state = State::Established;
+        sa.rekey_at = sa.cfg.rekey_time.and_then(|d| now.checked_add(d));
+        sa.hard_expiry = sa
+            .cfg
+            .rekey_time
+            .zip(sa.cfg.over_time)
+            .and_then(|(r, o)| now.checked_add(r.saturating_add(o)));
+        sa.expires_at = None;
+        sa.last_inbound = now;
+        self.half_open.retain(|_, h| *h != sa.handle);
+        self.stats.ike_sas_established += 1;
+        tracing::info!(connection = %sa.connection, local = %sa.local, remote = %sa.remote, "IKE SA established");
+        self.events.push_back(Event::IkeSaEstablished {
+            handle: sa.handle,
+            connection: sa.connection.clone(),
+            initiator: sa.initiator,
+            local: sa.local,
+            remote: sa.remote,
+            peer_id: sa.peer_id.clone().unwrap_or(Identification {
+                ty: crate::wire::IdType::NULL,
+                data: Vec::new(),
+            }),
+        });
+    }
+
+    /// Derives the CHILD_SA's keys and tells the data plane. `exchange_initiator`: whether we
+    /// initiated the exchange that created it (its keys are "initiator to responder" first).
+    pub(in crate::engine) fn install_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        plan: ChildPlan,
+        keying: ChildKeying<'_>,
+    ) {
+        let ChildPlan {
+            child,
+            mode,
+            alg,
+            inbound_spi,
+            outbound_spi,
+            local_ts,
+            remote_ts,
+        } = plan;
+        let ChildKeying {
+            exchange_initiator,
+            ni,
+            nr,
+            pfs,
+        } = keying;
+        let c = &sa.cfg.clone();
+        let Some(cfg) = c.children.get(child) else {
+            return;
+        };
+        let Some(keys) = sa.keys.as_ref() else { return };
+        let Ok(km) = child_keys(keys.prf, &keys.sk_d, pfs, ni, nr, alg.encr, alg.integ) else {
+            return;
+        };
+        let aead = alg.encr.is_aead();
+        let i_to_r = (&km.encr_i, &km.integ_i);
+        let r_to_i = (&km.encr_r, &km.integ_r);
+        let (inb, out) = if exchange_initiator {
+            (r_to_i, i_to_r)
+        } else {
+            (i_to_r, r_to_i)
+        };
+        let install = ChildSaInstall {
+            ike_sa: sa.handle,
+            name: cfg.name.clone(),
+            protocol: ChildProtocol::Esp,
+            mode,
+            encryption: alg.encr,
+            integrity: alg.integ,
+            esn: alg.esn,
+            inbound: split_keys(inbound_spi, inb.0, inb.1, aead),
+            outbound: split_keys(outbound_spi, out.0, out.1, aead),
+            local: sa.local,
+            remote: sa.remote,
+            udp_encap: sa.udp_encap(),
+            local_ts: local_ts.clone(),
+            remote_ts: remote_ts.clone(),
+            lifetimes: Lifetimes {
+                rekey_time: cfg.rekey_time,
+            },
+        };
+        sa.children.push(ChildSa {
+            name: cfg.name.clone(),
+            cfg_index: child,
+            rekey_at: cfg.rekey_time.and_then(|d| now.checked_add(d)),
+            rekeyed: false,
+            pfs_group: None,
+            inbound_spi,
+            outbound_spi,
+            mode,
+            alg,
+            local_ts,
+            remote_ts,
+        });
+        self.stats.child_sas_installed += 1;
+        tracing::info!(name = %cfg.name, inbound_spi = format_args!("{inbound_spi:08x}"), outbound_spi = format_args!("{outbound_spi:08x}"), "CHILD_SA installed");
+        self.events.push_back(Event::ChildSaEstablished {
+            handle: sa.handle,
+            name: cfg.name.clone(),
+            inbound_spi,
+            outbound_spi,
+        });
+        self.sa_events
+            .push_back(SaEvent::Install(Box::new(install)));
+    }
+
+    // ----- responder: IKE_AUTH -----
+
+    pub(in crate::engine) fn auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        rx: &Received<'_>,
+        payloads: &[Payload],
+    ) -> bool {
+        let (local, remote) = (rx.local, rx.remote);
+        let idi = find(payloads, |p| match p {
+            Payload::IdInitiator(i) => Some(i),
+            _ => None,
+        });
+        let auth = find(payloads, |p| match p {
+            Payload::Authentication(a) => Some(a),
+            _ => None,
+        });
+        let Some(keys) = sa.keys.as_ref() else {
+            return false;
+        };
+        let prf = keys.prf;
+        let verified = match (idi, auth) {
+            (Some(idi), Some(auth)) => {
+                let octets = signed_octets(
+                    &sa.init_request,
+                    &sa.nr,
+                    prf,
+                    &keys.sk_pi,
+                    &id_payload_body(idi),
+                );
+                // The connection: the first whose addresses and remote identity match and
+                // whose key verifies the AUTH payload, the one chosen at IKE_SA_INIT first.
+                let order = std::iter::once(sa.conn)
+                    .chain(0..self.conns.len())
+                    .filter(|&i| i < self.conns.len());
+                let mut found = None;
+                for i in order {
+                    let c = &self.conns[i];
+                    if !addr_matches(&c.local_addrs, local.ip())
+                        || !addr_matches(&c.remote_addrs, remote.ip())
+                    {
+                        continue;
+                    }
+                    if c.remote_id.as_ref().is_some_and(|r| r != idi) {
+                        continue;
+                    }
+                    let ok = match &c.remote_auth {
+                        RemoteAuth::Psk(psk) => {
+                            auth.method == AuthMethod::SHARED_KEY_MIC
+                                && psk_verify(prf, psk, &octets, &auth.data)
+                        }
+                        RemoteAuth::Signature => false,
+                    };
+                    if ok {
+                        found = Some(i);
+                        break;
+                    }
+                }
+                found.map(|i| (i, idi.clone()))
+            }
+            _ => None,
+        };
+        let Some((conn, idi)) = verified else {
+            self.stats.authentication_failed += 1;
+            self.respond(sa, rx, vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
+            self.fail(sa, FailureReason::AuthenticationFailed);
+            return false;
+        };
+        let c = self.conns[conn].clone();
+        sa.conn = conn;
+        sa.cfg = c.clone();
+        sa.connection = c.name.clone();
+        sa.peer_id = Some(idi.clone());
+        sa.local = local;
+        sa.remote = remote;
+        sa.peer_mobike = c.mobike && has_notify(payloads, NotifyType::MOBIKE_SUPPORTED);
+        if has_notify(payloads, NotifyType::INITIAL_CONTACT) {
+            self.initial_contact(sa);
+        }
+        let id = c.local_id.clone();
+        let octets = signed_octets(
+            &sa.init_response,
+            &sa.ni,
+            prf,
+            &keys.sk_pr,
+            &id_payload_body(&id),
+        );
+        let auth = match &c.local_auth {
+            LocalAuth::Psk(psk) => psk_auth(prf, psk, &octets),
+            LocalAuth::Signature => {
+                self.respond(sa, rx, vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
+                self.fail(sa, FailureReason::Unsupported("signature authentication"));
+                return false;
+            }
+        };
+        let mut out = vec![
+            Payload::IdResponder(id),
+            Payload::Authentication(Authentication {
+                method: AuthMethod::SHARED_KEY_MIC,
+                data: auth.expose().to_vec(),
+            }),
+        ];
+        // Configuration payload: assign a virtual IP from the connection's pools.
+        let mut vip_failed = false;
+        if let Some(cp) = find(payloads, |p| match p {
+            Payload::Configuration(c) if c.ty == CfgType::REQUEST => Some(c),
+            _ => None,
+        }) {
+            let wants_v4 = cp
+                .attributes
+                .iter()
+                .any(|a| a.ty == CfgAttrType::INTERNAL_IP4_ADDRESS);
+            let wants_v6 = cp
+                .attributes
+                .iter()
+                .any(|a| a.ty == CfgAttrType::INTERNAL_IP6_ADDRESS);
+            if (wants_v4 || wants_v6) && !c.pools.is_empty() {
+                let key = id_payload_body(&idi);
+                let mut attributes = Vec::new();
+                for (wants, v4) in [(wants_v4, true), (wants_v6, false)] {
+                    if !wants || sa.assigned_vip.is_some() {
+                        continue;
+                    }
+                    if let Some(addr) = self.pools.allocate(&c.pools, &key, v4) {
+                        sa.assigned_vip = Some(addr);
+                        attributes.push(match addr {
+                            IpAddr::V4(a) => {
+                                ConfigAttribute::ipv4(CfgAttrType::INTERNAL_IP4_ADDRESS, a)
+                            }
+                            IpAddr::V6(a) => ConfigAttribute::ipv6_with_prefix(a, 128),
+                        });
+                    }
+                }
+                if attributes.is_empty() {
+                    vip_failed = true;
+                } else {
+                    out.push(Payload::Configuration(Configuration {
+                        ty: CfgType::REPLY,
+                        attributes,
+                    }));
+                }
+            }
+        }
+        let outcome = if vip_failed {
+            self.stats.internal_address_failure_sent += 1;
+            ChildOutcome {
+                payloads: vec![notify(NotifyType::INTERNAL_ADDRESS_FAILURE)],
+                install: None,
+                failure: c
+                    .children
+                    .first()
+                    .map(|ch| (ch.name.clone(), FailureReason::InternalAddressFailure)),
+            }
+        } else {
+            self.auth_child_request(sa, &c, payloads)
+        };
+        out.extend(outcome.payloads);
+        if sa.peer_mobike {
+            out.push(notify(NotifyType::MOBIKE_SUPPORTED));
+        }
+        self.respond(sa, rx, out);
+        self.established(now, sa);
+        if let Some(address) = sa.assigned_vip {
+            self.events.push_back(Event::VirtualIp {
+                handle: sa.handle,
+                address,
+            });
+        }
+        if let Some(plan) = outcome.install {
+            let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+            let keying = ChildKeying {
+                exchange_initiator: false,
+                ni: &ni,
+                nr: &nr,
+                pfs: None,
+            };
+            self.install_child(now, sa, plan, keying);
+        }
+        if let Some((name, reason)) = outcome.failure {
+            self.events.push_back(Event::ChildSaFailed {
+                handle: sa.handle,
+                name,
+                reason,
+            });
+        }
+        true
+    }
+
+    pub(in crate::engine) fn auth_child_request(
+        &mut self,
+        sa: &IkeSa,
+        c: &crate::engine::config::ConnectionConfig,
+        payloads: &[Payload],
+    ) -> ChildOutcome {
+        let sa_p = find(payloads, |p| match p {
+            Payload::SecurityAssociation(s) => Some(s),
+            _ => None,
+        });
+        let tsi = find(payloads, |p| match p {
+            Payload::TsInitiator(t) => Some(t),
+            _ => None,
+        });
+        let tsr = find(payloads, |p| match p {
+            Payload::TsResponder(t) => Some(t),
+            _ => None,
+        });
+        let none = ChildOutcome {
+            payloads: Vec::new(),
+            install: None,
+            failure: None,
+        };
+        let (Some(sa_p), Some(tsi), Some(tsr)) = (sa_p, tsi, tsr) else {
+            return none;
+        };
+        let first_name = c
+            .children
+            .first()
+            .map_or_else(String::new, |ch| ch.name.clone());
+        let mut chosen = None;
+        for (i, ch) in c.children.iter().enumerate() {
+            let remote_side = match sa.assigned_vip {
+                Some(v) => vec![host_ts(v)],
+                None => ch.remote_ts.clone(),
+            };
+            let ntsi = narrow(&tsi.selectors, &remote_side);
+            let ntsr = narrow(&tsr.selectors, &ch.local_ts);
+            if !ntsi.is_empty() && !ntsr.is_empty() {
+                chosen = Some((i, ntsi, ntsr));
+                break;
+            }
+        }
+        let Some((i, ntsi, ntsr)) = chosen else {
+            self.stats.ts_unacceptable_sent += 1;
+            return ChildOutcome {
+                payloads: vec![notify(NotifyType::TS_UNACCEPTABLE)],
+                install: None,
+                failure: Some((first_name, FailureReason::TsUnacceptable)),
+            };
+        };
+        let ch = &c.children[i];
+        let Some((number, outbound, alg)) = select_esp(&ch.esp_proposals, &sa_p.proposals, false)
+        else {
+            self.stats.no_proposal_chosen_sent += 1;
+            return ChildOutcome {
+                payloads: vec![notify(NotifyType::NO_PROPOSAL_CHOSEN)],
+                install: None,
+                failure: Some((ch.name.clone(), FailureReason::NoProposalChosen)),
+            };
+        };
+        let mode = match ch.mode {
+            Mode::Transport if has_notify(payloads, NotifyType::USE_TRANSPORT_MODE) => {
+                Mode::Transport
+            }
+            Mode::Beet if has_notify(payloads, USE_BEET_MODE) => Mode::Beet,
+            _ => Mode::Tunnel,
+        };
+        let inbound = self.alloc_child_spi();
+        let mut out = vec![
+            Payload::SecurityAssociation(SecurityAssociation {
+                proposals: vec![esp_answer(number, &alg, inbound)],
+            }),
+            Payload::TsInitiator(TrafficSelectors {
+                selectors: ntsi.clone(),
+            }),
+            Payload::TsResponder(TrafficSelectors {
+                selectors: ntsr.clone(),
+            }),
+        ];
+        match mode {
+            Mode::Transport => out.push(notify(NotifyType::USE_TRANSPORT_MODE)),
+            Mode::Beet => out.push(notify(USE_BEET_MODE)),
+            Mode::Tunnel => {}
+        }
+        ChildOutcome {
+            payloads: out,
+            // Our side is TSr, the peer's TSi.
+            install: Some(ChildPlan {
+                child: i,
+                mode,
+                alg,
+                inbound_spi: inbound,
+                outbound_spi: outbound,
+                local_ts: ntsr,
+                remote_ts: ntsi,
+            }),
+            failure: None,
+        }
+    }
+
+    /// INITIAL_CONTACT: "the sender has no other IKE SAs with the receiver"
+    /// ([RFC 7296 § 3.10.1](https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1)), so
+    /// every older IKE SA of this connection with the same authenticated identity is stale:
+    /// delete it (and release its virtual IP, which the new SA then gets back).
+    pub(in crate::engine) fn initial_contact(&mut self, sa: &IkeSa) {
+        let stale: Vec<IkeSaHandle> = self
+            .sas
+            .values()
+            .filter(|o| {
+                !o.silent
+                    && o.is_established()
+                    && o.cfg.name == sa.cfg.name
+                    && o.peer_id == sa.peer_id
+            })
+            .map(|o| o.handle)
+            .collect();
+        for h in stale {
+            if let Some(mut old) = self.sas.remove(&h) {
+                self.deleted(&mut old, DeleteReason::Peer);
+                self.forget(old);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::negotiate::EspAlgorithms;
+    use crate::engine::{EngineConfig, IkeSaHandle};
+
+    /// The orientation rules no simulation between two of our own engines can check (a
+    /// mistake on both sides still agrees): the CHILD_SA keys of RFC 7296 § 2.17 and the SK
+    /// keys of § 2.14, from a known SK_d and known SK_e*.
+    fn conn() -> crate::engine::config::ConnectionConfig {
+        crate::engine::config::ConnectionConfig {
+            name: "c".into(),
+            local_addrs: vec![],
+            remote_addrs: vec![],
+            ike_proposals: vec![],
+            local_id: Identification::fqdn("a"),
+            local_auth: LocalAuth::Psk(Secret::from_slice(b"k")),
+            remote_id: None,
+            remote_auth: RemoteAuth::Psk(Secret::from_slice(b"k")),
+            mobike: false,
+            dpd_delay: None,
+            rekey_time: None,
+            over_time: None,
+            children: vec![crate::engine::config::ChildConfig {
+                name: "ch".into(),
+                local_ts: vec![],
+                remote_ts: vec![],
+                esp_proposals: vec![
+                    crate::crypto::proposal::ProposalSpec::parse(
+                        crate::crypto::proposal::Protocol::Esp,
+                        "aes128gcm16",
+                    )
+                    .unwrap(),
+                ],
+                mode: Mode::Tunnel,
+                start_action: crate::engine::StartAction::None,
+                rekey_time: None,
+            }],
+            pools: vec![],
+            vips: vec![],
+        }
+    }
+
+    fn alg() -> IkeAlgorithms {
+        IkeAlgorithms {
+            encr: crate::crypto::sk::Encr::AesGcm16(16),
+            integ: None,
+            prf: crate::crypto::prf::Prf::HmacSha256,
+            dh: crate::wire::DhGroup::CURVE25519,
+        }
+    }
+
+    const NI: [u8; 32] = [0x11; 32];
+    const NR: [u8; 32] = [0x22; 32];
+
+    fn ike_keys() -> IkeKeys {
+        let alg = alg();
+        let suite = IkeSuite {
+            prf: alg.prf,
+            encr: alg.encr,
+            integ: alg.integ,
+        };
+        let shared = Secret::from_slice(&[0x33; 32]);
+        IkeKeys::derive(suite, skeyseed(alg.prf, &NI, &NR, &shared), &NI, &NR, 1, 2).unwrap()
+    }
+
+    fn test_sa(initiator: bool) -> IkeSa {
+        let keys = derive_keys(
+            &alg(),
+            &Secret::from_slice(&[0x33; 32]),
+            &NI,
+            &NR,
+            1,
+            2,
+            initiator,
+        )
+        .unwrap();
+        IkeSa {
+            handle: IkeSaHandle(1),
+            conn: 0,
+            cfg: std::sync::Arc::new(conn()),
+            connection: "c".into(),
+            initiator,
+            spi_i: 1,
+            spi_r: 2,
+            local: "192.0.2.1:500".parse().unwrap(),
+            remote: "192.0.2.2:500".parse().unwrap(),
+            nat_local: false,
+            nat_remote: false,
+            state: State::Established,
+            alg: Some(alg()),
+            keys: Some(keys),
+            ni: NI.to_vec(),
+            nr: NR.to_vec(),
+            init_request: b"the IKE_SA_INIT request".to_vec(),
+            init_response: b"the IKE_SA_INIT response".to_vec(),
+            next_message_id: 1,
+            pending: None,
+            queue: Default::default(),
+            peer_next_message_id: 0,
+            cached: None,
+            children: vec![],
+            child_proposal: None,
+            peer_mobike: false,
+            peer_id: None,
+            virtual_ip: None,
+            assigned_vip: None,
+            last_inbound: Instant::now(),
+            last_outbound: Instant::now(),
+            expires_at: None,
+            iv_counter: 0,
+            rekey: None,
+            rekey_at: None,
+            hard_expiry: None,
+            silent: false,
+            local_spi_before_rekey: 0,
+        }
+    }
+
+    /// The initiator's AUTH covers its own IKE_SA_INIT request, the responder's nonce and
+    /// prf(SK_pi, IDi'), MACed with prf(PSK, "Key Pad for IKEv2") — computed here with
+    /// aws-lc-rs's HMAC directly, independent of the engine's helpers.
+    #[test]
+    fn initiator_auth_is_rfc_7296_psk_mac() {
+        use aws_lc_rs::hmac;
+        let mac = |k: &[u8], d: &[u8]| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k), d);
+        let keys = ike_keys();
+        let mut engine = Engine::new(EngineConfig::default(), Box::new(|b: &mut [u8]| b.fill(7)));
+        let mut sa = test_sa(true);
+        sa.state = State::AuthSent;
+        assert!(engine.send_auth_request(Instant::now(), &mut sa));
+        let t = engine.poll_transmit().unwrap();
+        let sk_ei =
+            crate::crypto::sk::SkCipher::new(alg().encr, None, &keys.sk_ei, &keys.sk_ai).unwrap();
+        let opened = sk_ei.open(&t.payload).unwrap();
+        let payloads = decode_chain(opened.first_inner, &opened.plaintext).unwrap();
+        let Some(Payload::Authentication(auth)) = payloads
+            .iter()
+            .find(|p| matches!(p, Payload::Authentication(_)))
+        else {
+            panic!("no AUTH")
+        };
+        assert_eq!(auth.method, AuthMethod::SHARED_KEY_MIC);
+        let id = [&[crate::wire::IdType::FQDN.0, 0, 0, 0][..], b"a"].concat();
+        let maced_id = mac(keys.sk_pi.expose(), &id);
+        let octets = [&b"the IKE_SA_INIT request"[..], &NR, maced_id.as_ref()].concat();
+        let pad = mac(b"k", b"Key Pad for IKEv2");
+        assert_eq!(auth.data, mac(pad.as_ref(), &octets).as_ref());
+    }
+
+    #[test]
+    fn child_keys_follow_the_exchange_roles() {
+        let alg = alg();
+        let (ni, nr) = (NI, NR);
+        let ike = ike_keys();
+        let esp = EspAlgorithms {
+            encr: crate::crypto::sk::Encr::AesGcm16(16),
+            integ: None,
+            esn: false,
+            dh: None,
+        };
+        let expected = child_keys(alg.prf, &ike.sk_d, None, &ni, &nr, esp.encr, esp.integ).unwrap();
+        for initiator in [true, false] {
+            let mut engine =
+                Engine::new(EngineConfig::default(), Box::new(|b: &mut [u8]| b.fill(7)));
+            let mut sa = test_sa(initiator);
+            let keys = sa.keys.as_ref().unwrap();
+            // SK: the initiator seals with SK_ei, the responder with SK_er.
+            let ours = crate::crypto::sk::SkCipher::new(
+                alg.encr,
+                None,
+                if initiator { &ike.sk_ei } else { &ike.sk_er },
+                &ike.sk_ai,
+            )
+            .unwrap();
+            let msg = Message {
+                spi_i: 1,
+                spi_r: 2,
+                exchange_type: ExchangeType::INFORMATIONAL,
+                flags: Flags::new(initiator, false),
+                message_id: 3,
+                minor_version: 0,
+                payloads: vec![],
+            };
+            let sealed = keys
+                .out
+                .seal(&[0; 8], msg, crate::wire::PayloadType::NO_NEXT_PAYLOAD, &[])
+                .unwrap();
+            assert!(ours.open(&sealed).is_ok(), "initiator={initiator}");
+            let plan = ChildPlan {
+                child: 0,
+                mode: Mode::Tunnel,
+                alg: esp,
+                inbound_spi: 0x1000,
+                outbound_spi: 0x2000,
+                local_ts: vec![],
+                remote_ts: vec![],
+            };
+            let keying = ChildKeying {
+                exchange_initiator: initiator,
+                ni: &ni,
+                nr: &nr,
+                pfs: None,
+            };
+            engine.install_child(Instant::now(), &mut sa, plan, keying);
+            let Some(SaEvent::Install(sa)) = engine.poll_sa_event() else {
+                panic!("no install")
+            };
+            // "All keys for SAs carrying data from the initiator to the responder are taken
+            // before SAs going from the responder to the initiator"; GCM salt last.
+            let (i_to_r, r_to_i) = (expected.encr_i.expose(), expected.encr_r.expose());
+            let (out, inb) = if initiator {
+                (i_to_r, r_to_i)
+            } else {
+                (r_to_i, i_to_r)
+            };
+            assert_eq!(sa.outbound.encryption_key.expose(), &out[..16]);
+            assert_eq!(sa.outbound.salt.expose(), &out[16..]);
+            assert_eq!(sa.inbound.encryption_key.expose(), &inb[..16]);
+            assert_eq!(sa.inbound.salt.expose(), &inb[16..]);
+            assert_eq!((sa.inbound.spi, sa.outbound.spi), (0x1000, 0x2000));
+        }
+    }
+}

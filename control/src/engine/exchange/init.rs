@@ -1,0 +1,515 @@
+//! IKE_SA_INIT in both roles ([RFC 7296 § 1.2](https://www.rfc-editor.org/rfc/rfc7296#section-1.2)):
+//! proposal selection, INVALID_KE_PAYLOAD, cookies ([§ 2.6](https://www.rfc-editor.org/rfc/rfc7296#section-2.6)),
+//! NAT detection ([§ 2.23](https://www.rfc-editor.org/rfc/rfc7296#section-2.23)).
+
+use super::*;
+
+impl Engine {
+    // ----- initiator: IKE_SA_INIT -----
+
+    pub(in crate::engine) fn start_initiator(
+        &mut self,
+        now: Instant,
+        conn: usize,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> IkeSaHandle {
+        let handle = self.alloc_handle();
+        let spi_i = self.alloc_ike_spi();
+        let ni = self.random(NONCE_LEN);
+        let c = self.conns[conn].clone();
+        let group = c
+            .ike_proposals
+            .iter()
+            .flat_map(|p| p.dh.iter())
+            .copied()
+            .find(|g| dh::is_supported(*g));
+        let connection = c.name.clone();
+        let mut sa = IkeSa {
+            handle,
+            conn,
+            cfg: c.clone(),
+            connection: connection.clone(),
+            initiator: true,
+            spi_i,
+            spi_r: 0,
+            local,
+            remote,
+            nat_local: false,
+            nat_remote: false,
+            state: State::HalfOpen,
+            alg: None,
+            keys: None,
+            ni,
+            nr: Vec::new(),
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            next_message_id: 0,
+            pending: None,
+            queue: Default::default(),
+            peer_next_message_id: 0,
+            cached: None,
+            children: Vec::new(),
+            child_proposal: None,
+            peer_mobike: false,
+            peer_id: None,
+            virtual_ip: None,
+            assigned_vip: None,
+            last_inbound: now,
+            last_outbound: now,
+            expires_at: None,
+            iv_counter: 0,
+            rekey: None,
+            rekey_at: None,
+            hard_expiry: None,
+            silent: false,
+            local_spi_before_rekey: 0,
+        };
+        let dh = group.and_then(|g| DhPrivate::generate(g, &mut *self.rng).ok());
+        let Some(dh) = dh else {
+            self.events.push_back(Event::IkeSaFailed {
+                handle,
+                connection,
+                reason: FailureReason::Unsupported("no supported DH group in the IKE proposals"),
+            });
+            return handle;
+        };
+        sa.state = State::InitSent {
+            dh,
+            cookie: None,
+            attempts: 0,
+        };
+        self.send_init_request(now, &mut sa);
+        self.by_spi.insert(spi_i, handle);
+        self.sas.insert(handle, sa);
+        handle
+    }
+
+    pub(in crate::engine) fn send_init_request(&mut self, now: Instant, sa: &mut IkeSa) {
+        let State::InitSent { dh, cookie, .. } = &sa.state else {
+            return;
+        };
+        let c = &sa.cfg.clone();
+        let mut payloads = Vec::new();
+        if let Some(cookie) = cookie {
+            payloads.push(Payload::Notify(Notify::new(
+                NotifyType::COOKIE,
+                cookie.clone(),
+            )));
+        }
+        payloads.push(Payload::SecurityAssociation(SecurityAssociation {
+            proposals: offer(&c.ike_proposals, &[], true),
+        }));
+        payloads.push(Payload::KeyExchange(KeyExchange {
+            group: dh.group(),
+            data: dh.public().to_vec(),
+        }));
+        payloads.push(Payload::Nonce(Nonce {
+            data: sa.ni.clone(),
+        }));
+        payloads.push(Payload::Notify(Notify::new(
+            NotifyType::NAT_DETECTION_SOURCE_IP,
+            nat_detection_hash(sa.spi_i, 0, sa.local).to_vec(),
+        )));
+        payloads.push(Payload::Notify(Notify::new(
+            NotifyType::NAT_DETECTION_DESTINATION_IP,
+            nat_detection_hash(sa.spi_i, 0, sa.remote).to_vec(),
+        )));
+        let msg = Message {
+            spi_i: sa.spi_i,
+            spi_r: 0,
+            exchange_type: ExchangeType::IKE_SA_INIT,
+            flags: Flags::new(true, false),
+            message_id: 0,
+            minor_version: 0,
+            payloads,
+        };
+        let Some(bytes) = self.send_plain(sa.local, sa.remote, &msg) else {
+            return;
+        };
+        sa.init_request = bytes.clone();
+        sa.pending = Some(Pending {
+            message_id: 0,
+            bytes,
+            sends: 1,
+            next_at: now + self.config.retransmit.wait(0),
+            request: Request::IkeSaInit,
+        });
+    }
+
+    pub(in crate::engine) fn fail(&mut self, sa: &IkeSa, reason: FailureReason) {
+        if sa.silent {
+            return;
+        }
+        tracing::info!(connection = %sa.connection, ?reason, "IKE SA failed");
+        self.events.push_back(Event::IkeSaFailed {
+            handle: sa.handle,
+            connection: sa.connection.clone(),
+            reason,
+        });
+    }
+
+    /// The answer to our IKE_SA_INIT. Returns whether the SA lives on.
+    pub(in crate::engine) fn init_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
+        let Ok(msg) = Message::decode(bytes) else {
+            self.stats.drop_malformed += 1;
+            return true;
+        };
+        let State::InitSent { attempts, .. } = &mut sa.state else {
+            self.stats.drop_unexpected_response += 1;
+            return true;
+        };
+        if msg.message_id != 0 {
+            self.stats.drop_unexpected_response += 1;
+            return true;
+        }
+        if let Some(n) = msg.notify(NotifyType::COOKIE) {
+            if *attempts >= MAX_INIT_ATTEMPTS
+                || !crate::wire::payload::notify::COOKIE_LEN.contains(&n.data.len())
+            {
+                self.fail(sa, FailureReason::Protocol("COOKIE loop"));
+                return false;
+            }
+            *attempts += 1;
+            let data = n.data.clone();
+            if let State::InitSent { cookie, .. } = &mut sa.state {
+                *cookie = Some(data);
+            }
+            self.send_init_request(now, sa);
+            return true;
+        }
+        if let Some(n) = msg.notify(NotifyType::INVALID_KE_PAYLOAD) {
+            let ours = &sa.cfg.ike_proposals;
+            let group = n.as_invalid_ke_payload();
+            let acceptable =
+                group.filter(|g| dh::is_supported(*g) && ours.iter().any(|p| p.dh.contains(g)));
+            let Some(g) = acceptable.filter(|_| *attempts < MAX_INIT_ATTEMPTS) else {
+                self.fail(sa, FailureReason::NoProposalChosen);
+                return false;
+            };
+            *attempts += 1;
+            let Ok(new) = DhPrivate::generate(g, &mut *self.rng) else {
+                self.fail(sa, FailureReason::Unsupported("DH group"));
+                return false;
+            };
+            if let State::InitSent { dh, .. } = &mut sa.state {
+                *dh = new;
+            }
+            self.send_init_request(now, sa);
+            return true;
+        }
+        if let Some(ty) = first_error(&msg.payloads) {
+            self.fail(sa, failure_of(ty));
+            return false;
+        }
+        let sa_p = find(&msg.payloads, |p| match p {
+            Payload::SecurityAssociation(s) => Some(s),
+            _ => None,
+        });
+        let ke = find(&msg.payloads, |p| match p {
+            Payload::KeyExchange(k) => Some(k),
+            _ => None,
+        });
+        let nr = find(&msg.payloads, |p| match p {
+            Payload::Nonce(n) => Some(n),
+            _ => None,
+        });
+        let (Some(sa_p), Some(ke), Some(nr)) = (sa_p, ke, nr) else {
+            self.fail(
+                sa,
+                FailureReason::Protocol("IKE_SA_INIT response lacks SA, KE or Nonce"),
+            );
+            return false;
+        };
+        if msg.spi_r == 0 {
+            self.fail(
+                sa,
+                FailureReason::Protocol("IKE_SA_INIT response without SPIr"),
+            );
+            return false;
+        }
+        let c = &sa.cfg.clone();
+        let Some(alg) = check_ike_answer(&c.ike_proposals, &sa_p.proposals) else {
+            self.fail(sa, FailureReason::NoProposalChosen);
+            return false;
+        };
+        let State::InitSent { dh, .. } = &sa.state else {
+            return true;
+        };
+        if alg.dh != dh.group() || ke.group != dh.group() {
+            self.fail(
+                sa,
+                FailureReason::Protocol("KE group differs from the chosen one"),
+            );
+            return false;
+        }
+        let Ok(shared) = dh.agree(&ke.data) else {
+            self.fail(sa, FailureReason::Protocol("invalid KE data"));
+            return false;
+        };
+        let mobike = c.mobike;
+        sa.spi_r = msg.spi_r;
+        sa.nr = nr.data.clone();
+        if sa.local.ip().is_unspecified() {
+            sa.local = local;
+        }
+        self.detect_nat(sa, &msg, sa.spi_r);
+        let Some(keys) = derive_keys(&alg, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r, true)
+        else {
+            self.fail(sa, FailureReason::Protocol("key derivation"));
+            return false;
+        };
+        sa.alg = Some(alg);
+        sa.keys = Some(keys);
+        sa.init_response = bytes.to_vec();
+        sa.pending = None;
+        sa.next_message_id = 1;
+        if (sa.udp_encap() || mobike) && sa.local.port() == IKE_PORT {
+            sa.local.set_port(NATT_PORT);
+            sa.remote.set_port(NATT_PORT);
+        }
+        sa.state = State::AuthSent;
+        self.send_auth_request(now, sa)
+    }
+
+    /// Compares the peer's NAT_DETECTION_* hashes with ours
+    /// ([RFC 7296 § 2.23](https://www.rfc-editor.org/rfc/rfc7296#section-2.23)).
+    pub(in crate::engine) fn detect_nat(&mut self, sa: &mut IkeSa, msg: &Message, spi_r: u64) {
+        let src: Vec<&Notify> = msg
+            .notifies()
+            .filter(|n| n.ty == NotifyType::NAT_DETECTION_SOURCE_IP)
+            .collect();
+        let dst = msg.notify(NotifyType::NAT_DETECTION_DESTINATION_IP);
+        if src.is_empty() || dst.is_none() {
+            return;
+        }
+        let want_src = nat_detection_hash(sa.spi_i, spi_r, sa.remote);
+        sa.nat_remote = !src.iter().any(|n| n.data == want_src);
+        let want_dst = nat_detection_hash(sa.spi_i, spi_r, sa.local);
+        sa.nat_local = dst.is_some_and(|n| n.data != want_dst);
+    }
+
+    // ----- responder: IKE_SA_INIT -----
+
+    pub(in crate::engine) fn init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Ok(msg) = Message::decode(bytes) else {
+            self.stats.drop_malformed += 1;
+            return;
+        };
+        if msg.message_id != 0 {
+            self.stats.drop_invalid_init += 1;
+            return;
+        }
+        let sa_p = find(&msg.payloads, |p| match p {
+            Payload::SecurityAssociation(s) => Some(s),
+            _ => None,
+        });
+        let ke = find(&msg.payloads, |p| match p {
+            Payload::KeyExchange(k) => Some(k),
+            _ => None,
+        });
+        let ni = find(&msg.payloads, |p| match p {
+            Payload::Nonce(n) => Some(n),
+            _ => None,
+        });
+        let (Some(sa_p), Some(ke), Some(ni)) = (sa_p, ke, ni) else {
+            self.stats.drop_invalid_init += 1;
+            return;
+        };
+        let stateless = |engine: &mut Engine, n: Notify| {
+            let m = Message {
+                spi_i: msg.spi_i,
+                spi_r: 0,
+                exchange_type: ExchangeType::IKE_SA_INIT,
+                flags: Flags::new(false, true),
+                message_id: 0,
+                minor_version: 0,
+                payloads: vec![Payload::Notify(n)],
+            };
+            engine.send_plain(local, remote, &m);
+        };
+        let conn = self.conns.iter().position(|c| {
+            addr_matches(&c.local_addrs, local.ip()) && addr_matches(&c.remote_addrs, remote.ip())
+        });
+        let Some(conn) = conn else {
+            self.stats.no_proposal_chosen_sent += 1;
+            stateless(
+                self,
+                Notify::new(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()),
+            );
+            return;
+        };
+        // Cookies (RFC 7296 § 2.6): above the threshold, demand proof of the return path
+        // before keeping any state.
+        if self.half_open.len() >= self.config.cookie_threshold {
+            self.rotate_cookie_secret(now);
+            let cur = cookie(
+                self.cookie.version,
+                &self.cookie.current,
+                &ni.data,
+                remote.ip(),
+                msg.spi_i,
+            );
+            let prev = cookie(
+                self.cookie.version.wrapping_sub(1),
+                &self.cookie.previous,
+                &ni.data,
+                remote.ip(),
+                msg.spi_i,
+            );
+            let first_is_cookie = matches!(msg.payloads.first(), Some(Payload::Notify(n)) if n.ty == NotifyType::COOKIE);
+            match msg.notify(NotifyType::COOKIE) {
+                Some(n) if first_is_cookie && (n.data == cur || n.data == prev) => {}
+                other => {
+                    if other.is_some() {
+                        self.stats.cookies_invalid += 1;
+                    }
+                    self.stats.cookies_sent += 1;
+                    stateless(self, Notify::new(NotifyType::COOKIE, cur));
+                    return;
+                }
+            }
+        }
+        let c = self.conns[conn].clone();
+        let Some((number, alg)) = select_ike(&c.ike_proposals, &sa_p.proposals, Some(ke.group))
+        else {
+            self.stats.no_proposal_chosen_sent += 1;
+            stateless(
+                self,
+                Notify::new(NotifyType::NO_PROPOSAL_CHOSEN, Vec::new()),
+            );
+            return;
+        };
+        if ke.group != alg.dh {
+            self.stats.invalid_ke_sent += 1;
+            stateless(self, Notify::invalid_ke_payload(alg.dh));
+            return;
+        }
+        let Ok(dh) = DhPrivate::generate(alg.dh, &mut *self.rng) else {
+            self.stats.drop_invalid_init += 1;
+            return;
+        };
+        let Ok(shared) = dh.agree(&ke.data) else {
+            self.stats.drop_invalid_init += 1;
+            stateless(self, Notify::new(NotifyType::INVALID_SYNTAX, Vec::new()));
+            return;
+        };
+        let connection = c.name.clone();
+        let handle = self.alloc_handle();
+        let spi_r = self.alloc_ike_spi();
+        let nr = self.random(NONCE_LEN);
+        let mut sa = IkeSa {
+            handle,
+            conn,
+            cfg: c.clone(),
+            connection,
+            initiator: false,
+            spi_i: msg.spi_i,
+            spi_r,
+            local,
+            remote,
+            nat_local: false,
+            nat_remote: false,
+            state: State::HalfOpen,
+            alg: Some(alg),
+            keys: None,
+            ni: ni.data.clone(),
+            nr: nr.clone(),
+            init_request: bytes.to_vec(),
+            init_response: Vec::new(),
+            next_message_id: 0,
+            pending: None,
+            queue: Default::default(),
+            peer_next_message_id: 1,
+            cached: None,
+            children: Vec::new(),
+            child_proposal: None,
+            peer_mobike: false,
+            peer_id: None,
+            virtual_ip: None,
+            assigned_vip: None,
+            last_inbound: now,
+            last_outbound: now,
+            expires_at: now.checked_add(self.config.half_open_timeout),
+            iv_counter: 0,
+            rekey: None,
+            rekey_at: None,
+            hard_expiry: None,
+            silent: false,
+            local_spi_before_rekey: 0,
+        };
+        self.detect_nat(&mut sa, &msg, 0);
+        let Some(keys) = derive_keys(&alg, &shared, &sa.ni, &nr, sa.spi_i, spi_r, false) else {
+            self.stats.drop_invalid_init += 1;
+            return;
+        };
+        sa.keys = Some(keys);
+        let response = Message {
+            spi_i: sa.spi_i,
+            spi_r,
+            exchange_type: ExchangeType::IKE_SA_INIT,
+            flags: Flags::new(false, true),
+            message_id: 0,
+            minor_version: 0,
+            payloads: vec![
+                Payload::SecurityAssociation(SecurityAssociation {
+                    proposals: vec![ike_answer(number, &alg, Vec::new())],
+                }),
+                Payload::KeyExchange(KeyExchange {
+                    group: alg.dh,
+                    data: dh.public().to_vec(),
+                }),
+                Payload::Nonce(Nonce { data: nr }),
+                Payload::Notify(Notify::new(
+                    NotifyType::NAT_DETECTION_SOURCE_IP,
+                    nat_detection_hash(sa.spi_i, spi_r, local).to_vec(),
+                )),
+                Payload::Notify(Notify::new(
+                    NotifyType::NAT_DETECTION_DESTINATION_IP,
+                    nat_detection_hash(sa.spi_i, spi_r, remote).to_vec(),
+                )),
+            ],
+        };
+        let Some(out) = self.send_plain(local, remote, &response) else {
+            return;
+        };
+        sa.init_response = out;
+        let _span = tracing::debug_span!(
+            "ike_sa",
+            spi_i = format_args!("{:016x}", sa.spi_i),
+            spi_r = format_args!("{spi_r:016x}")
+        )
+        .entered();
+        tracing::debug!(%remote, nat_local = sa.nat_local, nat_remote = sa.nat_remote, "IKE_SA_INIT answered");
+        self.by_spi.insert(spi_r, handle);
+        self.half_open.insert((remote, sa.spi_i), handle);
+        self.sas.insert(handle, sa);
+    }
+
+    pub(in crate::engine) fn rotate_cookie_secret(&mut self, now: Instant) {
+        match self.cookie.rotate_at {
+            None => self.cookie.rotate_at = now.checked_add(self.config.cookie_secret_lifetime),
+            Some(at) if now >= at => {
+                self.cookie.previous = self.cookie.current;
+                let mut fresh = [0u8; 32];
+                self.rng.fill(&mut fresh);
+                self.cookie.current = fresh;
+                self.cookie.version = self.cookie.version.wrapping_add(1);
+                self.cookie.rotate_at = now.checked_add(self.config.cookie_secret_lifetime);
+            }
+            Some(_) => {}
+        }
+    }
+}

@@ -1,0 +1,750 @@
+//! The exchanges: IKE_SA_INIT and IKE_AUTH in both roles
+//! ([RFC 7296 § 1.2](https://www.rfc-editor.org/rfc/rfc7296#section-1.2)), INFORMATIONAL
+//! (Delete, liveness; [§ 1.4](https://www.rfc-editor.org/rfc/rfc7296#section-1.4)), message-ID
+//! windows and retransmission ([§ 2.1–2.3](https://www.rfc-editor.org/rfc/rfc7296#section-2.1)).
+
+mod create_child;
+mod ike_auth;
+mod informational;
+mod init;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use super::auth::{id_payload_body, psk_auth, psk_verify, signed_octets};
+use super::config::{LocalAuth, Mode, RemoteAuth};
+use super::ike_sa::{CachedResponse, ChildProposal, ChildSa, IkeKeyState, IkeSa, Pending, State};
+use super::nat::{cookie, nat_detection_hash};
+use super::negotiate::{
+    EspAlgorithms, IkeAlgorithms, check_esp_answer, check_ike_answer, esp_answer, ike_answer,
+    is_subset, narrow, offer, select_esp, select_ike,
+};
+use super::sa::{ChildProtocol, ChildSaInstall, Lifetimes, SaEvent, SaKeys};
+use super::{
+    CommandError, DeleteReason, Engine, Event, FailureReason, IKE_PORT, IkeSaHandle, NATT_PORT,
+    Transmit,
+};
+use crate::crypto::Secret;
+use crate::crypto::dh::{self, DhPrivate};
+use crate::crypto::keys::{IkeKeys, IkeSuite, child_keys, skeyseed, split_salt};
+use crate::wire::header::{Flags, Repr};
+use crate::wire::payload::{
+    AddressRange, Authentication, ConfigAttribute, Configuration, Delete, Identification,
+    KeyExchange, Nonce, Notify, Payload, SecurityAssociation, TrafficSelector, TrafficSelectors,
+    decode_chain, encode_chain_to_vec,
+};
+use crate::wire::{
+    AuthMethod, CfgAttrType, CfgType, ExchangeType, Message, NotifyType, ProtocolId,
+};
+
+/// strongSwan's private notify asking for BEET mode.
+pub(in crate::engine) const USE_BEET_MODE: NotifyType = NotifyType(40961);
+
+/// Our nonce length: "at least 128 bits" and at least half the PRF key size.
+const NONCE_LEN: usize = 32;
+
+/// How often an initiator follows COOKIE or INVALID_KE_PAYLOAD answers before giving up.
+const MAX_INIT_ATTEMPTS: u8 = 5;
+
+/// A request we send (one outstanding at a time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Request {
+    /// IKE_SA_INIT.
+    IkeSaInit,
+    /// IKE_AUTH.
+    IkeAuth,
+    /// An empty INFORMATIONAL (liveness check).
+    Dpd,
+    /// Delete the IKE SA.
+    DeleteIke,
+    /// Delete the CHILD_SA with this inbound SPI, for this reason.
+    DeleteChild(u32, DeleteReason),
+    /// Rekey the CHILD_SA with this inbound SPI (CREATE_CHILD_SA with REKEY_SA).
+    RekeyChild(u32),
+    /// Rekey the IKE SA.
+    RekeyIke,
+}
+
+impl Request {
+    fn exchange(&self) -> ExchangeType {
+        match self {
+            Request::IkeSaInit => ExchangeType::IKE_SA_INIT,
+            Request::IkeAuth => ExchangeType::IKE_AUTH,
+            Request::Dpd | Request::DeleteIke | Request::DeleteChild(..) => {
+                ExchangeType::INFORMATIONAL
+            }
+            Request::RekeyChild(_) | Request::RekeyIke => ExchangeType::CREATE_CHILD_SA,
+        }
+    }
+}
+
+fn addr_matches(list: &[IpAddr], ip: IpAddr) -> bool {
+    list.is_empty() || list.contains(&ip) || ip.is_unspecified()
+}
+
+fn host_ts(ip: IpAddr) -> TrafficSelector {
+    match ip {
+        IpAddr::V4(a) => TrafficSelector::Ipv4(AddressRange::any(a, a)),
+        IpAddr::V6(a) => TrafficSelector::Ipv6(AddressRange::any(a, a)),
+    }
+}
+
+fn find<'a, T>(payloads: &'a [Payload], f: impl Fn(&'a Payload) -> Option<&'a T>) -> Option<&'a T> {
+    payloads.iter().find_map(f)
+}
+
+fn has_notify(payloads: &[Payload], ty: NotifyType) -> bool {
+    payloads
+        .iter()
+        .any(|p| matches!(p, Payload::Notify(n) if n.ty == ty))
+}
+
+fn first_error(payloads: &[Payload]) -> Option<NotifyType> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.ty.is_error() => Some(n.ty),
+        _ => None,
+    })
+}
+
+fn failure_of(ty: NotifyType) -> FailureReason {
+    match ty {
+        NotifyType::NO_PROPOSAL_CHOSEN => FailureReason::NoProposalChosen,
+        NotifyType::AUTHENTICATION_FAILED => FailureReason::PeerAuthenticationFailed,
+        NotifyType::TS_UNACCEPTABLE => FailureReason::TsUnacceptable,
+        NotifyType::INTERNAL_ADDRESS_FAILURE => FailureReason::InternalAddressFailure,
+        other => FailureReason::Notify(other),
+    }
+}
+
+fn notify(ty: NotifyType) -> Payload {
+    Payload::Notify(Notify::new(ty, Vec::new()))
+}
+
+fn key_state(alg: &IkeAlgorithms, keys: IkeKeys, initiator: bool) -> Option<IkeKeyState> {
+    let ci =
+        crate::crypto::sk::SkCipher::new(alg.encr, alg.integ, &keys.sk_ei, &keys.sk_ai).ok()?;
+    let cr =
+        crate::crypto::sk::SkCipher::new(alg.encr, alg.integ, &keys.sk_er, &keys.sk_ar).ok()?;
+    let (out, inb) = if initiator { (ci, cr) } else { (cr, ci) };
+    Some(IkeKeyState {
+        prf: alg.prf,
+        sk_d: keys.sk_d,
+        sk_pi: keys.sk_pi,
+        sk_pr: keys.sk_pr,
+        out,
+        inb,
+    })
+}
+
+fn derive_keys(
+    alg: &IkeAlgorithms,
+    shared: &Secret,
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+    initiator: bool,
+) -> Option<IkeKeyState> {
+    let suite = IkeSuite {
+        prf: alg.prf,
+        encr: alg.encr,
+        integ: alg.integ,
+    };
+    let seed = skeyseed(alg.prf, ni, nr, shared);
+    let keys = IkeKeys::derive(suite, seed, ni, nr, spi_i, spi_r).ok()?;
+    key_state(alg, keys, initiator)
+}
+
+fn split_keys(spi: u32, material: &Secret, integ: &Secret, aead: bool) -> SaKeys {
+    let (encryption_key, salt) = if aead {
+        match split_salt(material) {
+            Some((k, s)) => (k, Secret::from_slice(&s)),
+            None => (material.clone(), Secret::new(Vec::new())),
+        }
+    } else {
+        (material.clone(), Secret::new(Vec::new()))
+    };
+    SaKeys {
+        spi,
+        encryption_key,
+        salt,
+        integrity_key: integ.clone(),
+    }
+}
+
+/// What the responder's IKE_AUTH handling decided about the CHILD_SA.
+/// A request as received: where it came from, its bytes (for the response cache), its
+/// message ID and exchange.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::engine) struct Received<'a> {
+    local: SocketAddr,
+    remote: SocketAddr,
+    bytes: &'a [u8],
+    message_id: u32,
+    exchange: ExchangeType,
+}
+
+/// A negotiated CHILD_SA, ready to be keyed and installed.
+pub(in crate::engine) struct ChildPlan {
+    /// Index of its configuration in the connection's `children`.
+    child: usize,
+    mode: Mode,
+    alg: EspAlgorithms,
+    inbound_spi: u32,
+    outbound_spi: u32,
+    /// Our side's selectors.
+    local_ts: Vec<TrafficSelector>,
+    /// The peer's side's selectors.
+    remote_ts: Vec<TrafficSelector>,
+}
+
+/// The inputs of a CHILD_SA's KEYMAT ([RFC 7296 § 2.17](https://www.rfc-editor.org/rfc/rfc7296#section-2.17)).
+pub(in crate::engine) struct ChildKeying<'a> {
+    /// Whether we initiated the exchange that created it ("initiator to responder" keys
+    /// come first).
+    exchange_initiator: bool,
+    ni: &'a [u8],
+    nr: &'a [u8],
+    /// The new shared secret with PFS.
+    pfs: Option<&'a Secret>,
+}
+
+pub(in crate::engine) struct ChildOutcome {
+    payloads: Vec<Payload>,
+    install: Option<ChildPlan>,
+    failure: Option<(String, FailureReason)>,
+}
+
+impl Engine {
+    // ----- message plumbing -----
+
+    /// Encrypts `payloads` into a message of this IKE SA.
+    pub(in crate::engine) fn seal(
+        &mut self,
+        sa: &mut IkeSa,
+        exchange: ExchangeType,
+        response: bool,
+        mid: u32,
+        payloads: Vec<Payload>,
+    ) -> Option<Vec<u8>> {
+        let (first, plain) = encode_chain_to_vec(&payloads).ok()?;
+        let keys = sa.keys.as_ref()?;
+        let iv = if keys.out.iv_len() == 8 {
+            sa.iv_counter += 1;
+            sa.iv_counter.to_be_bytes().to_vec()
+        } else {
+            let mut iv = vec![0u8; keys.out.iv_len()];
+            self.rng.fill(&mut iv);
+            iv
+        };
+        let msg = Message {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            exchange_type: exchange,
+            flags: Flags::new(sa.initiator, response),
+            message_id: mid,
+            minor_version: 0,
+            payloads: Vec::new(),
+        };
+        match keys.out.seal(&iv, msg, first, &plain) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot seal a message");
+                None
+            }
+        }
+    }
+
+    /// Sends a request and arms its retransmission.
+    pub(in crate::engine) fn send_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        request: Request,
+        payloads: Vec<Payload>,
+    ) -> bool {
+        let mid = sa.next_message_id;
+        let Some(bytes) = self.seal(sa, request.exchange(), false, mid, payloads) else {
+            return false;
+        };
+        sa.next_message_id = mid.wrapping_add(1);
+        sa.last_outbound = now;
+        self.send_raw(sa.local, sa.remote, &bytes);
+        sa.pending = Some(Pending {
+            message_id: mid,
+            bytes,
+            sends: 1,
+            next_at: now + self.config.retransmit.wait(0),
+            request,
+        });
+        true
+    }
+
+    /// Answers the request `mid` to where it came from, and caches the answer.
+    pub(in crate::engine) fn respond(
+        &mut self,
+        sa: &mut IkeSa,
+        rx: &Received<'_>,
+        payloads: Vec<Payload>,
+    ) {
+        let mid = rx.message_id;
+        sa.peer_next_message_id = mid.wrapping_add(1);
+        let Some(bytes) = self.seal(sa, rx.exchange, true, mid, payloads) else {
+            return;
+        };
+        self.send_raw(rx.local, rx.remote, &bytes);
+        sa.cached = Some(CachedResponse {
+            message_id: mid,
+            request: rx.bytes.to_vec(),
+            response: bytes,
+        });
+    }
+
+    /// Sends the next queued request if none is outstanding.
+    pub(in crate::engine) fn pump_queue(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
+        while sa.pending.is_none() && sa.is_established() {
+            let Some(req) = sa.queue.pop_front() else {
+                break;
+            };
+            let payloads = match &req {
+                Request::Dpd => Vec::new(),
+                Request::DeleteIke => vec![Payload::Delete(Delete::ike())],
+                Request::DeleteChild(spi, _) => {
+                    if !sa.children.iter().any(|c| c.inbound_spi == *spi) {
+                        continue;
+                    }
+                    vec![Payload::Delete(Delete::esp(&[*spi]))]
+                }
+                Request::RekeyChild(spi) => match self.start_rekey_child(sa, *spi) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                Request::RekeyIke => match self.start_rekey_ike(sa) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                Request::IkeSaInit | Request::IkeAuth => continue,
+            };
+            let deleting = req == Request::DeleteIke;
+            if !self.send_request(now, sa, req, payloads) {
+                return false;
+            }
+            if deleting {
+                sa.state = State::Deleting;
+                sa.queue.clear();
+            }
+        }
+        true
+    }
+
+    pub(in crate::engine) fn command(
+        &mut self,
+        now: Instant,
+        handle: IkeSaHandle,
+        req: Request,
+    ) -> Result<(), CommandError> {
+        let mut sa = self
+            .sas
+            .remove(&handle)
+            .ok_or(CommandError::UnknownIkeSa(handle))?;
+        if req == Request::DeleteIke && !sa.is_established() {
+            if !matches!(sa.state, State::Deleting) {
+                self.fail(
+                    &sa,
+                    FailureReason::Unsupported("terminated before establishment"),
+                );
+                self.forget(sa);
+            } else {
+                self.sas.insert(handle, sa);
+            }
+            return Ok(());
+        }
+        if !sa.is_established() {
+            self.sas.insert(handle, sa);
+            return Err(CommandError::NotEstablished(handle));
+        }
+        sa.queue.push_back(req);
+        if self.pump_queue(now, &mut sa) {
+            self.sas.insert(handle, sa);
+        } else {
+            self.forget(sa);
+        }
+        Ok(())
+    }
+
+    /// Moves the IKE SA and its CHILD_SAs to (`local`, `remote`).
+    pub(in crate::engine) fn set_path(
+        &mut self,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        if sa.local == local && sa.remote == remote {
+            return;
+        }
+        sa.local = local;
+        sa.remote = remote;
+        for c in &sa.children {
+            self.sa_events.push_back(SaEvent::UpdateAddresses {
+                ike_sa: sa.handle,
+                inbound_spi: c.inbound_spi,
+                outbound_spi: c.outbound_spi,
+                local,
+                remote,
+                udp_encap: sa.udp_encap(),
+            });
+        }
+        if sa.is_established() {
+            self.events.push_back(Event::PathUpdated {
+                handle: sa.handle,
+                local,
+                remote,
+            });
+        }
+    }
+
+    pub(in crate::engine) fn delete_children(&mut self, sa: &mut IkeSa, reason: DeleteReason) {
+        for c in std::mem::take(&mut sa.children) {
+            self.remove_child_events(sa.handle, &c, reason);
+        }
+    }
+
+    pub(in crate::engine) fn remove_child_events(
+        &mut self,
+        handle: IkeSaHandle,
+        c: &ChildSa,
+        reason: DeleteReason,
+    ) {
+        self.stats.child_sas_deleted += 1;
+        self.sa_events.push_back(SaEvent::Delete {
+            ike_sa: handle,
+            inbound_spi: c.inbound_spi,
+            outbound_spi: c.outbound_spi,
+        });
+        self.events.push_back(Event::ChildSaDeleted {
+            handle,
+            inbound_spi: c.inbound_spi,
+            reason,
+        });
+    }
+
+    /// Ends an established IKE SA: its CHILD_SAs go, then the event.
+    pub(in crate::engine) fn deleted(&mut self, sa: &mut IkeSa, reason: DeleteReason) {
+        self.delete_children(sa, reason);
+        if sa.silent {
+            return;
+        }
+        self.stats.ike_sas_deleted += 1;
+        tracing::info!(connection = %sa.connection, ?reason, "IKE SA deleted");
+        self.events.push_back(Event::IkeSaDeleted {
+            handle: sa.handle,
+            reason,
+        });
+    }
+
+    // ----- dispatch -----
+
+    pub(in crate::engine) fn dispatch(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Repr,
+        bytes: &[u8],
+    ) {
+        let from_initiator = header.flags.initiator();
+        let response = header.flags.response();
+        if header.exchange_type == ExchangeType::IKE_SA_INIT {
+            if !response && from_initiator {
+                if header.spi_r != 0 {
+                    self.stats.drop_unexpected_exchange += 1;
+                    return;
+                }
+                if let Some(h) = self.half_open.get(&(remote, header.spi_i)).copied() {
+                    let Some(sa) = self.sas.get(&h) else { return };
+                    if sa.init_request == bytes {
+                        let (l, r, out) = (sa.local, sa.remote, sa.init_response.clone());
+                        self.stats.responses_retransmitted += 1;
+                        self.send_raw(l, r, &out);
+                    } else {
+                        self.stats.drop_out_of_window += 1;
+                    }
+                    return;
+                }
+                self.init_request(now, local, remote, bytes);
+            } else if response && !from_initiator {
+                let Some(h) = self.by_spi.get(&header.spi_i).copied() else {
+                    self.stats.drop_unknown_spi += 1;
+                    return;
+                };
+                let Some(mut sa) = self.sas.remove(&h) else {
+                    return;
+                };
+                if !sa.initiator || !matches!(sa.state, State::InitSent { .. }) {
+                    self.stats.drop_unexpected_response += 1;
+                    self.sas.insert(h, sa);
+                    return;
+                }
+                let _span =
+                    tracing::debug_span!("ike_sa", spi_i = format_args!("{:016x}", sa.spi_i))
+                        .entered();
+                if self.init_response(now, &mut sa, local, bytes) {
+                    self.sas.insert(h, sa);
+                } else {
+                    self.forget(sa);
+                }
+            } else {
+                self.stats.drop_malformed += 1;
+            }
+            return;
+        }
+        let our_spi = if from_initiator {
+            header.spi_r
+        } else {
+            header.spi_i
+        };
+        let handle = self.by_spi.get(&our_spi).copied();
+        let sa = handle.and_then(|h| self.sas.remove(&h));
+        let Some(mut sa) = sa else {
+            self.stats.drop_unknown_spi += 1;
+            if !response {
+                self.invalid_ike_spi(now, local, remote, header);
+            }
+            return;
+        };
+        if sa.initiator == from_initiator || sa.spi_i != header.spi_i || sa.spi_r != header.spi_r {
+            self.stats.drop_unknown_spi += 1;
+            self.sas.insert(sa.handle, sa);
+            return;
+        }
+        let _span = tracing::debug_span!(
+            "ike_sa",
+            spi_i = format_args!("{:016x}", sa.spi_i),
+            spi_r = format_args!("{:016x}", sa.spi_r)
+        )
+        .entered();
+        let keep = if response {
+            self.protected_response(now, &mut sa, header, bytes)
+        } else {
+            self.protected_request(now, &mut sa, local, remote, header, bytes)
+        };
+        if keep {
+            self.sas.insert(sa.handle, sa);
+        } else {
+            self.forget(sa);
+        }
+    }
+
+    pub(in crate::engine) fn invalid_ike_spi(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Repr,
+    ) {
+        if !self.invalid_spi_allowed(now) {
+            self.stats.invalid_ike_spi_rate_limited += 1;
+            return;
+        }
+        self.stats.invalid_ike_spi_sent += 1;
+        let m = Message {
+            spi_i: header.spi_i,
+            spi_r: header.spi_r,
+            exchange_type: ExchangeType::INFORMATIONAL,
+            flags: Flags::new(!header.flags.initiator(), true),
+            message_id: header.message_id,
+            minor_version: 0,
+            payloads: vec![notify(NotifyType::INVALID_IKE_SPI)],
+        };
+        self.send_plain(local, remote, &m);
+    }
+
+    pub(in crate::engine) fn open(&mut self, sa: &IkeSa, bytes: &[u8]) -> Option<Vec<Payload>> {
+        let keys = sa.keys.as_ref()?;
+        let opened = match keys.inb.open(bytes) {
+            Ok(o) => o,
+            Err(_) => {
+                self.stats.drop_integrity += 1;
+                return None;
+            }
+        };
+        match decode_chain(opened.first_inner, &opened.plaintext) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                self.stats.drop_malformed += 1;
+                None
+            }
+        }
+    }
+
+    pub(in crate::engine) fn protected_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        header: &Repr,
+        bytes: &[u8],
+    ) -> bool {
+        let matches = sa.pending.as_ref().is_some_and(|p| {
+            p.message_id == header.message_id && p.request.exchange() == header.exchange_type
+        });
+        if !matches {
+            self.stats.drop_unexpected_response += 1;
+            return true;
+        }
+        let Some(payloads) = self.open(sa, bytes) else {
+            return true;
+        };
+        let Some(pending) = sa.pending.take() else {
+            return true;
+        };
+        sa.last_inbound = now;
+        let keep = match pending.request {
+            Request::IkeAuth => self.auth_response(now, sa, &payloads),
+            Request::Dpd | Request::IkeSaInit => true,
+            Request::DeleteIke => {
+                self.deleted(sa, DeleteReason::Local);
+                false
+            }
+            Request::DeleteChild(spi, reason) => {
+                if let Some(i) = sa.children.iter().position(|c| c.inbound_spi == spi) {
+                    let c = sa.children.remove(i);
+                    self.remove_child_events(sa.handle, &c, reason);
+                }
+                true
+            }
+            Request::RekeyChild(_) => self.rekey_child_response(now, sa, &payloads),
+            Request::RekeyIke => self.rekey_ike_response(now, sa, &payloads),
+        };
+        keep && self.pump_queue(now, sa)
+    }
+
+    pub(in crate::engine) fn protected_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Repr,
+        bytes: &[u8],
+    ) -> bool {
+        let mid = header.message_id;
+        if mid != sa.peer_next_message_id {
+            match &sa.cached {
+                Some(c) if c.message_id == mid && c.request == bytes => {
+                    let out = c.response.clone();
+                    self.stats.responses_retransmitted += 1;
+                    self.send_raw(local, remote, &out);
+                }
+                _ => self.stats.drop_out_of_window += 1,
+            }
+            return true;
+        }
+        let Some(payloads) = self.open(sa, bytes) else {
+            return true;
+        };
+        let rx = Received {
+            local,
+            remote,
+            bytes,
+            message_id: mid,
+            exchange: header.exchange_type,
+        };
+        match (header.exchange_type, &sa.state) {
+            (ExchangeType::IKE_AUTH, State::HalfOpen) if !sa.initiator => {
+                self.auth_request(now, sa, &rx, &payloads)
+            }
+            (ExchangeType::INFORMATIONAL, State::Established | State::Deleting) => {
+                sa.last_inbound = now;
+                self.informational_request(now, sa, &rx, &payloads)
+            }
+            (ExchangeType::CREATE_CHILD_SA, State::Established | State::Deleting) => {
+                sa.last_inbound = now;
+                self.create_child_request(now, sa, &rx, &payloads)
+            }
+            _ => {
+                self.stats.drop_unexpected_exchange += 1;
+                true
+            }
+        }
+    }
+
+    // ----- timers -----
+
+    /// Runs the SA's due timers; returns whether it lives on.
+    pub(in crate::engine) fn sa_timeout(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
+        if let Some(at) = sa.expires_at
+            && now >= at
+        {
+            if !sa.silent {
+                self.stats.half_open_expired += 1;
+            }
+            return false;
+        }
+        let tries = self.config.retransmit.tries;
+        if let Some(p) = &mut sa.pending
+            && now >= p.next_at
+        {
+            if p.sends > tries {
+                self.stats.exchange_timeouts += 1;
+                match sa.state {
+                    State::Established => self.deleted(sa, DeleteReason::DeadPeer),
+                    State::Deleting => self.deleted(sa, DeleteReason::Local),
+                    _ => self.fail(sa, FailureReason::Timeout),
+                }
+                return false;
+            }
+            let wait = self.config.retransmit.wait(p.sends);
+            p.sends += 1;
+            p.next_at = now + wait;
+            let bytes = p.bytes.clone();
+            self.stats.requests_retransmitted += 1;
+            sa.last_outbound = now;
+            self.send_raw(sa.local, sa.remote, &bytes);
+        }
+        if sa.is_established() {
+            if sa.hard_expiry.is_some_and(|at| now >= at) {
+                // Rekeying never succeeded and the keys are worn out: tell the peer (once,
+                // without waiting for an answer) and go.
+                let mid = sa.next_message_id;
+                sa.next_message_id = mid.wrapping_add(1);
+                let delete = vec![Payload::Delete(Delete::ike())];
+                if let Some(bytes) = self.seal(sa, ExchangeType::INFORMATIONAL, false, mid, delete)
+                {
+                    self.send_raw(sa.local, sa.remote, &bytes);
+                }
+                self.deleted(sa, DeleteReason::Expired);
+                return false;
+            }
+            if sa.rekey_at.is_some_and(|at| now >= at) {
+                sa.rekey_at = None;
+                sa.queue.push_back(Request::RekeyIke);
+            }
+            for c in &mut sa.children {
+                if c.rekey_at.is_some_and(|at| now >= at) {
+                    c.rekey_at = None;
+                    sa.queue.push_back(Request::RekeyChild(c.inbound_spi));
+                }
+            }
+        }
+        if sa
+            .keepalive_at(self.config.nat_keepalive)
+            .is_some_and(|at| now >= at)
+        {
+            sa.last_outbound = now;
+            self.stats.keepalives_sent += 1;
+            self.stats.datagrams_sent += 1;
+            self.transmits.push_back(Transmit {
+                local: sa.local,
+                remote: sa.remote,
+                payload: vec![crate::wire::message::NAT_KEEPALIVE],
+            });
+        }
+        let dpd = sa.cfg.dpd_delay;
+        if let Some(at) = sa.dpd_at(dpd)
+            && now >= at
+        {
+            sa.queue.push_back(Request::Dpd);
+        }
+        self.pump_queue(now, sa)
+    }
+}

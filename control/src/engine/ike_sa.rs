@@ -1,0 +1,317 @@
+//! The state of one IKE SA and its CHILD_SAs.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::config::{ConnectionConfig, Mode};
+use super::exchange::Request;
+use super::negotiate::{EspAlgorithms, IkeAlgorithms};
+use super::{ChildSaInfo, IkeSaHandle, IkeSaInfo};
+use crate::crypto::Secret;
+use crate::crypto::dh::DhPrivate;
+use crate::crypto::prf::Prf;
+use crate::crypto::sk::SkCipher;
+use crate::wire::payload::{Identification, TrafficSelector};
+
+/// Where the IKE SA is in its life.
+pub(super) enum State {
+    /// Initiator: IKE_SA_INIT sent with this private value.
+    InitSent {
+        dh: DhPrivate,
+        cookie: Option<Vec<u8>>,
+        attempts: u8,
+    },
+    /// Initiator: IKE_AUTH sent.
+    AuthSent,
+    /// Responder: IKE_SA_INIT answered, IKE_AUTH awaited.
+    HalfOpen,
+    /// Both AUTH payloads verified.
+    Established,
+    /// Our Delete of the IKE SA is outstanding.
+    Deleting,
+}
+
+/// The keys of an IKE SA, oriented for our role.
+pub(super) struct IkeKeyState {
+    pub(super) prf: Prf,
+    pub(super) sk_d: Secret,
+    pub(super) sk_pi: Secret,
+    pub(super) sk_pr: Secret,
+    /// Seals what we send.
+    pub(super) out: SkCipher,
+    /// Opens what we receive.
+    pub(super) inb: SkCipher,
+}
+
+/// An established CHILD_SA.
+#[derive(Debug, Clone)]
+pub(super) struct ChildSa {
+    pub(super) name: String,
+    /// Index of its configuration in the connection's `children`.
+    pub(super) cfg_index: usize,
+    /// When we rekey it.
+    pub(super) rekey_at: Option<Instant>,
+    /// Whether a newer CHILD_SA replaced it (its delete is then a rekey, not a loss).
+    pub(super) rekeyed: bool,
+    /// The PFS group the peer asked for with INVALID_KE_PAYLOAD, for the next rekey.
+    pub(super) pfs_group: Option<crate::wire::DhGroup>,
+    pub(super) inbound_spi: u32,
+    pub(super) outbound_spi: u32,
+    pub(super) mode: Mode,
+    #[allow(dead_code)]
+    pub(super) alg: EspAlgorithms,
+    #[allow(dead_code)]
+    pub(super) local_ts: Vec<TrafficSelector>,
+    #[allow(dead_code)]
+    pub(super) remote_ts: Vec<TrafficSelector>,
+}
+
+/// Our outstanding CREATE_CHILD_SA request's secrets
+/// ([RFC 7296 § 1.3](https://www.rfc-editor.org/rfc/rfc7296#section-1.3)).
+pub(super) enum RekeyState {
+    /// Rekeying the CHILD_SA with inbound SPI `old`.
+    Child {
+        old: u32,
+        new_inbound: u32,
+        ni: Vec<u8>,
+        dh: Option<DhPrivate>,
+        /// The peer rekeyed the same CHILD_SA at the same time: our inbound SPI of the SA its
+        /// exchange created and the lowest nonce of that exchange
+        /// ([§ 2.8.1](https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1)).
+        collision: Option<(u32, Vec<u8>)>,
+    },
+    /// Rekeying the IKE SA: the new SPIi, our nonce and private value.
+    Ike {
+        new_spi_i: u64,
+        ni: Vec<u8>,
+        dh: DhPrivate,
+    },
+}
+
+/// What the initiator proposed for a CHILD_SA and still needs when the answer comes.
+#[derive(Debug, Clone)]
+pub(super) struct ChildProposal {
+    pub(super) child: usize,
+    pub(super) inbound_spi: u32,
+    pub(super) local_ts: Vec<TrafficSelector>,
+    pub(super) remote_ts: Vec<TrafficSelector>,
+}
+
+/// Our outstanding request (window size 1).
+pub(super) struct Pending {
+    pub(super) message_id: u32,
+    /// The IKE message as sent (without the non-ESP marker).
+    pub(super) bytes: Vec<u8>,
+    /// How many times it was sent.
+    pub(super) sends: u32,
+    pub(super) next_at: Instant,
+    pub(super) request: Request,
+}
+
+/// The last response we sent, for retransmitted requests.
+pub(super) struct CachedResponse {
+    pub(super) message_id: u32,
+    pub(super) request: Vec<u8>,
+    pub(super) response: Vec<u8>,
+}
+
+/// One IKE SA.
+pub(super) struct IkeSa {
+    pub(super) handle: IkeSaHandle,
+    /// Index of the connection in the engine's table when the SA was set up.
+    pub(super) conn: usize,
+    /// The connection's configuration, kept across reconfiguration.
+    pub(super) cfg: Arc<ConnectionConfig>,
+    pub(super) connection: String,
+    /// Whether we are the original initiator.
+    pub(super) initiator: bool,
+    pub(super) spi_i: u64,
+    pub(super) spi_r: u64,
+    pub(super) local: SocketAddr,
+    pub(super) remote: SocketAddr,
+    pub(super) nat_local: bool,
+    pub(super) nat_remote: bool,
+    pub(super) state: State,
+    pub(super) alg: Option<IkeAlgorithms>,
+    pub(super) keys: Option<IkeKeyState>,
+    pub(super) ni: Vec<u8>,
+    pub(super) nr: Vec<u8>,
+    /// The IKE_SA_INIT request and response as sent (AUTH covers them).
+    pub(super) init_request: Vec<u8>,
+    pub(super) init_response: Vec<u8>,
+    pub(super) next_message_id: u32,
+    pub(super) pending: Option<Pending>,
+    pub(super) queue: VecDeque<Request>,
+    pub(super) peer_next_message_id: u32,
+    pub(super) cached: Option<CachedResponse>,
+    pub(super) children: Vec<ChildSa>,
+    pub(super) child_proposal: Option<ChildProposal>,
+    pub(super) peer_mobike: bool,
+    pub(super) peer_id: Option<Identification>,
+    /// The virtual IP the peer gave us (initiator).
+    pub(super) virtual_ip: Option<IpAddr>,
+    /// The virtual IP we gave the peer (responder); released with the SA.
+    pub(super) assigned_vip: Option<IpAddr>,
+    pub(super) last_inbound: Instant,
+    /// When we last sent anything to the peer (NAT keepalives fill longer silences).
+    pub(super) last_outbound: Instant,
+    /// When a half-open SA expires.
+    pub(super) expires_at: Option<Instant>,
+    /// Counter for AES-GCM IVs (unique per key by construction).
+    pub(super) iv_counter: u64,
+    /// Our CREATE_CHILD_SA in flight.
+    pub(super) rekey: Option<RekeyState>,
+    /// When we rekey the IKE SA.
+    pub(super) rekey_at: Option<Instant>,
+    /// When the IKE SA must go if no rekey replaced its keys (rekey time + over time).
+    pub(super) hard_expiry: Option<Instant>,
+    /// An IKE SA replaced by its rekeyed successor: it lives on only to finish its Delete
+    /// and reports nothing.
+    pub(super) silent: bool,
+    /// Our SPI before the last rekey (where the predecessor lives).
+    pub(super) local_spi_before_rekey: u64,
+}
+
+impl IkeSa {
+    /// The SPI we chose (the key of `by_spi`).
+    pub(super) fn local_spi(&self) -> u64 {
+        if self.initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+
+    pub(super) fn is_established(&self) -> bool {
+        matches!(self.state, State::Established)
+    }
+
+    pub(super) fn mobike(&self) -> bool {
+        self.peer_mobike
+    }
+
+    pub(super) fn udp_encap(&self) -> bool {
+        self.nat_local || self.nat_remote
+    }
+
+    pub(super) fn info(&self) -> IkeSaInfo {
+        IkeSaInfo {
+            handle: self.handle,
+            connection: self.connection.clone(),
+            initiator: self.initiator,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            established: self.is_established(),
+            local: self.local,
+            remote: self.remote,
+            nat_local: self.nat_local,
+            nat_remote: self.nat_remote,
+            mobike: self.mobike(),
+            virtual_ip: self.virtual_ip.or(self.assigned_vip),
+            children: self
+                .children
+                .iter()
+                .map(|c| ChildSaInfo {
+                    name: c.name.clone(),
+                    inbound_spi: c.inbound_spi,
+                    outbound_spi: c.outbound_spi,
+                    mode: c.mode,
+                })
+                .collect(),
+        }
+    }
+
+    /// The DPD deadline, when liveness checking is on and nothing is outstanding.
+    pub(super) fn dpd_at(&self, dpd: Option<std::time::Duration>) -> Option<Instant> {
+        let d = dpd?;
+        if self.is_established() && !self.silent && self.pending.is_none() && self.queue.is_empty()
+        {
+            self.last_inbound.checked_add(d)
+        } else {
+            None
+        }
+    }
+
+    /// When the next NAT keepalive is due: only behind a NAT, and only after silence
+    /// ([RFC 3948 § 4](https://www.rfc-editor.org/rfc/rfc3948#section-4)).
+    pub(super) fn keepalive_at(&self, interval: Option<std::time::Duration>) -> Option<Instant> {
+        let i = interval?;
+        if self.is_established() && !self.silent && self.nat_local {
+            self.last_outbound.checked_add(i)
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn next_timeout_with(
+        &self,
+        dpd: Option<std::time::Duration>,
+        keepalive: Option<std::time::Duration>,
+    ) -> Option<Instant> {
+        let established = self.is_established();
+        [
+            self.keepalive_at(keepalive),
+            self.pending.as_ref().map(|p| p.next_at),
+            self.expires_at,
+            self.dpd_at(dpd),
+            self.rekey_at.filter(|_| established),
+            self.hard_expiry.filter(|_| established),
+            self.children
+                .iter()
+                .filter_map(|c| c.rekey_at)
+                .min()
+                .filter(|_| established),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Splits off the IKE SA this one was before a rekey: the old SPIs, keys, message IDs and
+    /// response cache go to the returned SA (silent, no CHILD_SAs); `self` keeps the handle,
+    /// the CHILD_SAs and everything else, and awaits its new keys.
+    pub(super) fn split_predecessor(&mut self, handle: IkeSaHandle, expires_at: Instant) -> IkeSa {
+        IkeSa {
+            handle,
+            conn: self.conn,
+            cfg: self.cfg.clone(),
+            connection: self.connection.clone(),
+            initiator: self.initiator,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            local: self.local,
+            remote: self.remote,
+            nat_local: self.nat_local,
+            nat_remote: self.nat_remote,
+            state: State::Established,
+            alg: self.alg,
+            keys: self.keys.take(),
+            ni: Vec::new(),
+            nr: Vec::new(),
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            next_message_id: self.next_message_id,
+            pending: None,
+            queue: VecDeque::new(),
+            peer_next_message_id: self.peer_next_message_id,
+            cached: self.cached.take(),
+            children: Vec::new(),
+            child_proposal: None,
+            peer_mobike: self.peer_mobike,
+            peer_id: self.peer_id.clone(),
+            virtual_ip: None,
+            assigned_vip: None,
+            last_inbound: self.last_inbound,
+            last_outbound: self.last_outbound,
+            expires_at: Some(expires_at),
+            iv_counter: self.iv_counter,
+            rekey: None,
+            rekey_at: None,
+            hard_expiry: None,
+            silent: true,
+            local_spi_before_rekey: 0,
+        }
+    }
+}

@@ -1,0 +1,714 @@
+//! The sans-IO IKEv2 engine ([RFC 7296](https://www.rfc-editor.org/rfc/rfc7296)).
+//!
+//! [`Engine`] owns every IKE SA of the process and is driven entirely from outside, like
+//! quinn-proto's `Connection`: datagrams come in through [`Engine::handle_datagram`], time
+//! through [`Engine::handle_timeout`], operator commands through [`Engine::initiate`],
+//! [`Engine::terminate_ike`] and friends; what comes out is polled. Nothing in here reads a
+//! clock, opens a socket or touches a global RNG: the same inputs with the same seeded
+//! [`Rng`] give the same outputs, byte for byte.
+//!
+//! # Polling order
+//!
+//! After every input (datagram, timeout or command), the caller:
+//!
+//! 1. sends every [`Engine::poll_transmit`] datagram from `local` to `remote`,
+//! 2. applies every [`Engine::poll_sa_event`] to the data plane (or calls
+//!    [`Engine::apply_sa_events`] with an [`SaSink`]),
+//! 3. handles every [`Engine::poll_event`],
+//! 4. sleeps until [`Engine::poll_timeout`] (or the next datagram) and calls
+//!    [`Engine::handle_timeout`] when it passes.
+//!
+//! # Event flow
+//!
+//! An initiator's [`Engine::initiate`] sends IKE_SA_INIT; when IKE_AUTH completes, both sides
+//! emit [`Event::IkeSaEstablished`], then for the CHILD_SA an [`SaEvent::Install`] (both
+//! directions, keys, endpoints, selectors) and [`Event::ChildSaEstablished`]. A handshake that
+//! fails emits [`Event::IkeSaFailed`] with a [`FailureReason`] and installs nothing; a
+//! CHILD_SA the peer refuses emits [`Event::ChildSaFailed`] while the IKE SA stays. A rekeyed
+//! CHILD_SA is a new [`SaEvent::Install`] followed by the old one's [`SaEvent::Delete`]
+//! ([`DeleteReason::Rekeyed`]); a rekeyed IKE SA keeps its [`IkeSaHandle`] and CHILD_SAs
+//! ([`Event::IkeSaRekeyed`], no SA event). A moved IKE SA ([`Engine::update_ike_sa_path`])
+//! emits one [`SaEvent::UpdateAddresses`] per CHILD_SA and [`Event::PathUpdated`]. A deleted
+//! or dead IKE SA emits [`SaEvent::Delete`] for each CHILD_SA, then [`Event::IkeSaDeleted`].
+//!
+//! # Decisions
+//!
+//! - Proposal selection follows strongSwan: the responder's proposals in its order, the
+//!   peer's within each; a KE of an acceptable group is used as is.
+//! - One request in flight per IKE SA (window size 1); further requests queue. Requests are
+//!   retransmitted with exponential backoff ([`RetransmitConfig`], strongSwan's defaults);
+//!   retransmitted requests are answered from a cache of the last response, compared byte
+//!   for byte; anything else out of the window is a counted drop.
+//! - Unprotected input can only end a handshake in progress (as in every IKEv2
+//!   implementation); once IKE_AUTH starts, every message must pass the SK integrity check
+//!   before anything happens, so no unauthenticated datagram can touch an established SA.
+//! - INITIAL_CONTACT makes the responder delete older IKE SAs of the same connection and
+//!   identity, so a restarted road warrior gets its virtual IP back at once.
+//! - IKE fragmentation (RFC 7383), certificate and EAP authentication, and MOBIKE's
+//!   exchanges are not in this engine yet; the path primitive MOBIKE needs is
+//!   [`Engine::update_ike_sa_path`].
+//!
+//! # Ports
+//!
+//! IKE runs on [`EngineConfig`]'s `ike_port` (500) and moves to the NAT-T port (4500) when a
+//! NAT is detected or MOBIKE is configured
+//! ([RFC 7296 § 2.23](https://www.rfc-editor.org/rfc/rfc7296#section-2.23)). The caller tells
+//! which port a datagram arrived on through the port of `local`; on the NAT-T port the engine
+//! strips and adds the non-ESP marker itself.
+
+pub mod auth;
+pub mod config;
+mod exchange;
+mod ike_sa;
+pub mod nat;
+pub mod negotiate;
+mod pool;
+pub mod sa;
+pub mod stats;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::{
+    ChildConfig, ConnectionConfig, EngineConfig, LocalAuth, Mode, PoolConfig, RemoteAuth,
+    RetransmitConfig, StartAction,
+};
+pub use sa::{
+    ChildProtocol, ChildSaInstall, Lifetimes, MemorySaSink, SaEvent, SaKeys, SaSink, SaSinkError,
+};
+pub use stats::EngineStats;
+
+use crate::crypto::Rng;
+use crate::wire::message::NatTraversalDatagram;
+use crate::wire::payload::Identification;
+use crate::wire::{Message, NotifyType};
+use ike_sa::IkeSa;
+
+/// The standard IKE port.
+pub const IKE_PORT: u16 = 500;
+/// The NAT traversal port ([RFC 3948](https://www.rfc-editor.org/rfc/rfc3948)).
+pub const NATT_PORT: u16 = 4500;
+
+/// Names one IKE SA for as long as it (and its rekeyed successors) live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IkeSaHandle(pub u64);
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our address and port to send from.
+    pub local: SocketAddr,
+    /// The destination.
+    pub remote: SocketAddr,
+    /// The UDP payload (with the non-ESP marker on the NAT-T port).
+    pub payload: Vec<u8>,
+}
+
+/// Why an IKE SA or CHILD_SA could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureReason {
+    /// No proposal in common (we sent or received NO_PROPOSAL_CHOSEN).
+    NoProposalChosen,
+    /// The peer's AUTH payload did not verify, or its identity matched no connection.
+    AuthenticationFailed,
+    /// The peer rejected our authentication (AUTHENTICATION_FAILED received).
+    PeerAuthenticationFailed,
+    /// No traffic selectors in common (TS_UNACCEPTABLE).
+    TsUnacceptable,
+    /// The responder could not assign a virtual IP (INTERNAL_ADDRESS_FAILURE).
+    InternalAddressFailure,
+    /// The peer stopped answering.
+    Timeout,
+    /// The configuration asks for something this engine cannot do.
+    Unsupported(&'static str),
+    /// The peer sent another error notification.
+    Notify(NotifyType),
+    /// The peer's message broke the protocol.
+    Protocol(&'static str),
+}
+
+/// Why an established IKE SA or CHILD_SA went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteReason {
+    /// We deleted it (command).
+    Local,
+    /// The peer deleted it.
+    Peer,
+    /// The peer stopped answering (DPD or another exchange timed out).
+    DeadPeer,
+    /// Replaced by a rekeyed SA.
+    Rekeyed,
+    /// Its hard lifetime (rekey time + over time) ran out before a rekey succeeded.
+    Expired,
+}
+
+/// Something the daemon should know about (the data plane's instructions are [`SaEvent`]s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An IKE SA is established (both AUTH payloads verified).
+    IkeSaEstablished {
+        /// Its handle.
+        handle: IkeSaHandle,
+        /// The connection's name.
+        connection: String,
+        /// Whether we are the original initiator.
+        initiator: bool,
+        /// Our endpoint.
+        local: SocketAddr,
+        /// The peer's endpoint.
+        remote: SocketAddr,
+        /// The peer's authenticated identity.
+        peer_id: Identification,
+    },
+    /// An IKE SA could not be set up; nothing was installed for it.
+    IkeSaFailed {
+        /// Its handle.
+        handle: IkeSaHandle,
+        /// The connection's name.
+        connection: String,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// An established IKE SA and all its CHILD_SAs are gone.
+    IkeSaDeleted {
+        /// Its handle.
+        handle: IkeSaHandle,
+        /// Why.
+        reason: DeleteReason,
+    },
+    /// A CHILD_SA was installed.
+    ChildSaEstablished {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The CHILD_SA configuration's name.
+        name: String,
+        /// Our inbound SPI.
+        inbound_spi: u32,
+        /// Our outbound SPI.
+        outbound_spi: u32,
+    },
+    /// A CHILD_SA could not be set up (the IKE SA stays).
+    ChildSaFailed {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The CHILD_SA configuration's name.
+        name: String,
+        /// Why.
+        reason: FailureReason,
+    },
+    /// A CHILD_SA was deleted.
+    ChildSaDeleted {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// Our inbound SPI.
+        inbound_spi: u32,
+        /// Why.
+        reason: DeleteReason,
+    },
+    /// The peer assigned us a virtual IP (initiator) or we assigned one (responder).
+    VirtualIp {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The address.
+        address: IpAddr,
+    },
+    /// The IKE SA was rekeyed ([RFC 7296 § 2.18](https://www.rfc-editor.org/rfc/rfc7296#section-2.18)):
+    /// same handle and CHILD_SAs, new SPIs and keys.
+    IkeSaRekeyed {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// The new SPIi.
+        spi_i: u64,
+        /// The new SPIr.
+        spi_r: u64,
+    },
+    /// The IKE SA (and every CHILD_SA with it) moved to another address pair.
+    PathUpdated {
+        /// The IKE SA.
+        handle: IkeSaHandle,
+        /// Our new endpoint.
+        local: SocketAddr,
+        /// The peer's new endpoint.
+        remote: SocketAddr,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No connection of that name.
+    #[error("no connection named `{0}`")]
+    UnknownConnection(String),
+    /// The connection has no remote address to initiate to.
+    #[error("connection `{0}` has no remote address")]
+    NoRemoteAddress(String),
+    /// No IKE SA with that handle.
+    #[error("no IKE SA {0:?}")]
+    UnknownIkeSa(IkeSaHandle),
+    /// No CHILD_SA with that inbound SPI.
+    #[error("no CHILD_SA with inbound SPI {0:#010x}")]
+    UnknownChildSa(u32),
+    /// The IKE SA is not established.
+    #[error("IKE SA {0:?} is not established")]
+    NotEstablished(IkeSaHandle),
+}
+
+/// The IKEv2 engine: every IKE SA of one daemon. See the [module docs](self) for the polling
+/// order.
+pub struct Engine {
+    config: EngineConfig,
+    /// The connections, shared with the IKE SAs set up under them.
+    conns: Vec<Arc<ConnectionConfig>>,
+    rng: Box<dyn Rng + Send>,
+    sas: HashMap<IkeSaHandle, IkeSa>,
+    /// Our IKE SPI → handle.
+    by_spi: HashMap<u64, IkeSaHandle>,
+    /// Half-open responder SAs by (peer address, SPIi), to answer retransmitted IKE_SA_INIT.
+    half_open: HashMap<(SocketAddr, u64), IkeSaHandle>,
+    next_handle: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    sa_events: VecDeque<SaEvent>,
+    stats: EngineStats,
+    cookie: CookieSecrets,
+    invalid_spi_budget: (Option<Instant>, u32),
+    pools: pool::Pools,
+}
+
+struct CookieSecrets {
+    version: u8,
+    current: [u8; 32],
+    previous: [u8; 32],
+    rotate_at: Option<Instant>,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("ike_sas", &self.sas.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine with `config`, drawing every random value (SPIs, nonces, DH keys, IVs,
+    /// cookie secrets) from `rng`.
+    pub fn new(config: EngineConfig, mut rng: Box<dyn Rng + Send>) -> Engine {
+        let mut current = [0u8; 32];
+        rng.fill(&mut current);
+        let pools = pool::Pools::new(&config.pools);
+        Engine {
+            conns: config.connections.iter().cloned().map(Arc::new).collect(),
+            config,
+            rng,
+            sas: HashMap::new(),
+            by_spi: HashMap::new(),
+            half_open: HashMap::new(),
+            next_handle: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            sa_events: VecDeque::new(),
+            stats: EngineStats::default(),
+            cookie: CookieSecrets {
+                version: 0,
+                current,
+                previous: current,
+                rotate_at: None,
+            },
+            invalid_spi_budget: (None, 0),
+            pools,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Replaces the configuration. Established and half-open IKE SAs keep the connection
+    /// settings they were set up with; new IKE SAs use the new ones. Virtual-IP pools are
+    /// rebuilt, except that addresses still in use stay reserved.
+    pub fn reconfigure(&mut self, config: EngineConfig) {
+        self.conns = config.connections.iter().cloned().map(Arc::new).collect();
+        let mut pools = pool::Pools::new(&config.pools);
+        for sa in self.sas.values() {
+            if let Some(v) = sa.assigned_vip {
+                pools.reserve(v);
+            }
+        }
+        self.pools = pools;
+        for sa in self.sas.values_mut() {
+            sa.conn = self
+                .conns
+                .iter()
+                .position(|c| c.name == sa.cfg.name)
+                .unwrap_or(usize::MAX);
+        }
+        self.config = config;
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Initiates every connection with a CHILD_SA whose start action is
+    /// [`StartAction::Start`].
+    pub fn start(&mut self, now: Instant) -> Vec<Result<IkeSaHandle, CommandError>> {
+        let names: Vec<String> = self
+            .config
+            .connections
+            .iter()
+            .filter(|c| {
+                c.children
+                    .iter()
+                    .any(|ch| ch.start_action == StartAction::Start)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        names.iter().map(|n| self.initiate(now, n)).collect()
+    }
+
+    /// Starts an IKE SA (and its first CHILD_SA) for the connection `connection`: sends
+    /// IKE_SA_INIT from its first local address (unspecified if none) to its first remote
+    /// address.
+    pub fn initiate(
+        &mut self,
+        now: Instant,
+        connection: &str,
+    ) -> Result<IkeSaHandle, CommandError> {
+        let conn = self
+            .config
+            .connections
+            .iter()
+            .position(|c| c.name == connection)
+            .ok_or_else(|| CommandError::UnknownConnection(connection.to_owned()))?;
+        let c = &self.config.connections[conn];
+        let remote_ip = *c
+            .remote_addrs
+            .first()
+            .ok_or_else(|| CommandError::NoRemoteAddress(connection.to_owned()))?;
+        let local_ip = c.local_addrs.first().copied().unwrap_or(match remote_ip {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        });
+        let local = SocketAddr::new(local_ip, IKE_PORT);
+        let remote = SocketAddr::new(remote_ip, IKE_PORT);
+        Ok(self.start_initiator(now, conn, local, remote))
+    }
+
+    /// Deletes an IKE SA and its CHILD_SAs (INFORMATIONAL with Delete,
+    /// [RFC 7296 § 1.4.1](https://www.rfc-editor.org/rfc/rfc7296#section-1.4.1)). A half-open
+    /// SA is dropped at once.
+    pub fn terminate_ike(&mut self, now: Instant, handle: IkeSaHandle) -> Result<(), CommandError> {
+        self.command(now, handle, exchange::Request::DeleteIke)
+    }
+
+    /// Deletes one CHILD_SA, named by our inbound SPI.
+    pub fn terminate_child(
+        &mut self,
+        now: Instant,
+        handle: IkeSaHandle,
+        inbound_spi: u32,
+    ) -> Result<(), CommandError> {
+        let sa = self
+            .sas
+            .get(&handle)
+            .ok_or(CommandError::UnknownIkeSa(handle))?;
+        if !sa.children.iter().any(|c| c.inbound_spi == inbound_spi) {
+            return Err(CommandError::UnknownChildSa(inbound_spi));
+        }
+        self.command(
+            now,
+            handle,
+            exchange::Request::DeleteChild(inbound_spi, DeleteReason::Local),
+        )
+    }
+
+    /// Sends a liveness check (an empty INFORMATIONAL request) now.
+    pub fn send_dpd(&mut self, now: Instant, handle: IkeSaHandle) -> Result<(), CommandError> {
+        self.command(now, handle, exchange::Request::Dpd)
+    }
+
+    /// The IKE SAs, with their state.
+    pub fn ike_sas(&self) -> Vec<IkeSaInfo> {
+        let mut v: Vec<IkeSaInfo> = self
+            .sas
+            .values()
+            .filter(|sa| !sa.silent)
+            .map(IkeSa::info)
+            .collect();
+        v.sort_by_key(|i| i.handle);
+        v
+    }
+
+    /// One IKE SA.
+    pub fn ike_sa(&self, handle: IkeSaHandle) -> Option<IkeSaInfo> {
+        self.sas
+            .get(&handle)
+            .filter(|sa| !sa.silent)
+            .map(IkeSa::info)
+    }
+
+    /// Moves an established IKE SA to another address pair and every CHILD_SA with it
+    /// (one [`SaEvent::UpdateAddresses`] per CHILD_SA). This is the primitive MOBIKE uses once
+    /// a path is authenticated; the engine itself calls it when the peer's authenticated
+    /// IKE_AUTH arrives from a new address.
+    pub fn update_ike_sa_path(
+        &mut self,
+        handle: IkeSaHandle,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(), CommandError> {
+        let mut sa = self
+            .sas
+            .remove(&handle)
+            .ok_or(CommandError::UnknownIkeSa(handle))?;
+        self.set_path(&mut sa, local, remote);
+        self.sas.insert(handle, sa);
+        Ok(())
+    }
+
+    /// Handles one received UDP datagram: `local` is the address and port it arrived on,
+    /// `remote` where it came from.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+    ) {
+        self.stats.datagrams_received += 1;
+        let bytes = if local.port() == NATT_PORT {
+            match NatTraversalDatagram::classify(datagram) {
+                Ok(NatTraversalDatagram::Ike(ike)) => ike,
+                Ok(NatTraversalDatagram::Keepalive) => {
+                    self.stats.keepalives_received += 1;
+                    return;
+                }
+                Ok(NatTraversalDatagram::Esp(_)) => {
+                    self.stats.drop_esp_on_natt_port += 1;
+                    return;
+                }
+                Err(_) => {
+                    self.stats.drop_malformed += 1;
+                    return;
+                }
+            }
+        } else {
+            datagram
+        };
+        let header = match Message::decode_header(bytes) {
+            Ok(h) => h,
+            Err(_) => {
+                self.stats.drop_malformed += 1;
+                return;
+            }
+        };
+        self.dispatch(now, local, remote, &header, bytes);
+    }
+
+    /// Handles the passing of time: retransmissions, liveness checks, expiries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let handles: Vec<IkeSaHandle> = self.sas.keys().copied().collect();
+        for h in handles {
+            if let Some(mut sa) = self.sas.remove(&h) {
+                if self.sa_timeout(now, &mut sa) {
+                    self.sas.insert(h, sa);
+                } else {
+                    self.forget(sa);
+                }
+            }
+        }
+    }
+
+    /// The next time [`Engine::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas
+            .values()
+            .filter_map(|sa| sa.next_timeout_with(sa.cfg.dpd_delay, self.config.nat_keepalive))
+            .min()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the daemon.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next instruction for the data plane.
+    pub fn poll_sa_event(&mut self) -> Option<SaEvent> {
+        self.sa_events.pop_front()
+    }
+
+    /// Applies every pending [`SaEvent`] to `sink`; failures are counted
+    /// ([`EngineStats::sa_sink_errors`]), logged, and returned.
+    pub fn apply_sa_events(&mut self, sink: &mut dyn SaSink) -> Vec<(SaEvent, SaSinkError)> {
+        let mut failed = Vec::new();
+        while let Some(e) = self.sa_events.pop_front() {
+            if let Err(err) = sink.apply(&e) {
+                self.stats.sa_sink_errors += 1;
+                tracing::warn!(error = %err, "data plane rejected an SA event");
+                failed.push((e, err));
+            }
+        }
+        failed
+    }
+
+    // ----- internals shared by the exchange modules -----
+
+    fn alloc_handle(&mut self) -> IkeSaHandle {
+        let h = IkeSaHandle(self.next_handle);
+        self.next_handle += 1;
+        h
+    }
+
+    /// A fresh IKE SPI, non-zero and not in use.
+    fn alloc_ike_spi(&mut self) -> u64 {
+        loop {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            let spi = u64::from_be_bytes(b);
+            if spi != 0 && !self.by_spi.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+
+    /// A fresh ESP SPI, at least 256 ("values 1-255 are reserved") and not in use here.
+    fn alloc_child_spi(&mut self) -> u32 {
+        loop {
+            let mut b = [0u8; 4];
+            self.rng.fill(&mut b);
+            let spi = u32::from_be_bytes(b);
+            let used = self
+                .sas
+                .values()
+                .any(|sa| sa.children.iter().any(|c| c.inbound_spi == spi));
+            if spi >= 256 && !used {
+                return spi;
+            }
+        }
+    }
+
+    fn random(&mut self, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    /// Queues `message` for sending, framed for the port of `local`.
+    fn send_raw(&mut self, local: SocketAddr, remote: SocketAddr, ike: &[u8]) {
+        let payload = if local.port() == NATT_PORT {
+            let mut p = crate::wire::message::NON_ESP_MARKER.to_vec();
+            p.extend_from_slice(ike);
+            p
+        } else {
+            ike.to_vec()
+        };
+        self.stats.datagrams_sent += 1;
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            payload,
+        });
+    }
+
+    /// Encodes and queues an unprotected message.
+    fn send_plain(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message,
+    ) -> Option<Vec<u8>> {
+        let bytes = match message.encode() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a message");
+                return None;
+            }
+        };
+        self.send_raw(local, remote, &bytes);
+        Some(bytes)
+    }
+
+    /// Whether an INVALID_IKE_SPI answer fits in this second's budget.
+    fn invalid_spi_allowed(&mut self, now: Instant) -> bool {
+        let (start, count) = &mut self.invalid_spi_budget;
+        if start.is_none_or(|s| now.saturating_duration_since(s).as_secs() >= 1) {
+            *start = Some(now);
+            *count = 0;
+        }
+        if *count < self.config.invalid_spi_rate {
+            *count += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes an IKE SA's indexes after it was taken out of `sas` for good.
+    fn forget(&mut self, sa: IkeSa) {
+        self.by_spi.remove(&sa.local_spi());
+        self.half_open.retain(|_, h| *h != sa.handle);
+        if let Some(vip) = sa.assigned_vip {
+            self.pools.release(vip);
+        }
+    }
+}
+
+/// A read-only view of one IKE SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    /// Its handle.
+    pub handle: IkeSaHandle,
+    /// The connection's name.
+    pub connection: String,
+    /// Whether we are the original initiator.
+    pub initiator: bool,
+    /// SPIi.
+    pub spi_i: u64,
+    /// SPIr (0 until known).
+    pub spi_r: u64,
+    /// Whether both AUTH payloads verified and no delete is under way.
+    pub established: bool,
+    /// Our endpoint.
+    pub local: SocketAddr,
+    /// The peer's endpoint.
+    pub remote: SocketAddr,
+    /// Whether a NAT was detected in front of us.
+    pub nat_local: bool,
+    /// Whether a NAT was detected in front of the peer.
+    pub nat_remote: bool,
+    /// Whether both sides announced MOBIKE support.
+    pub mobike: bool,
+    /// Our virtual IP (initiator) or the one we assigned (responder).
+    pub virtual_ip: Option<IpAddr>,
+    /// The CHILD_SAs.
+    pub children: Vec<ChildSaInfo>,
+}
+
+/// A read-only view of one CHILD_SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSaInfo {
+    /// The CHILD_SA configuration's name.
+    pub name: String,
+    /// Our inbound SPI.
+    pub inbound_spi: u32,
+    /// Our outbound SPI (the peer's inbound SPI).
+    pub outbound_spi: u32,
+    /// The mode.
+    pub mode: Mode,
+}
+
+const _: () = {
+    const fn is_send<T: Send>() {}
+    is_send::<Engine>();
+};

@@ -1,0 +1,151 @@
+//! Virtual IPs through the Configuration payload (RFC 7296 § 2.19): the initiator asks, the
+//! responder assigns from a pool, narrows TSi to the address, and gives the same identity its
+//! address back after a reconnect.
+
+mod support;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use roamgate_control::engine::{EngineConfig, Event, FailureReason, PoolConfig};
+use roamgate_control::wire::payload::Identification;
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn road_warrior(id: &str) -> EngineConfig {
+    let mut c = connection("rw", INITIATOR, Some(RESPONDER), id, b"road warrior key");
+    let mut ch = child("home", "0.0.0.0/0", "10.2.0.0/16");
+    ch.local_ts = vec![ts("0.0.0.0/0")];
+    c.children.push(ch);
+    c.vips = vec!["0.0.0.0".parse().unwrap()];
+    EngineConfig {
+        connections: vec![c],
+        ..EngineConfig::default()
+    }
+}
+
+fn gateway(pool_size: u8) -> EngineConfig {
+    let mut c = connection("rw", RESPONDER, None, "gw.example", b"road warrior key");
+    c.children.push(child("home", "10.2.0.0/16", "0.0.0.0/0"));
+    c.pools = vec!["rw".into()];
+    EngineConfig {
+        connections: vec![c],
+        pools: vec![PoolConfig {
+            name: "rw".into(),
+            first: "10.3.0.1".parse().unwrap(),
+            last: IpAddr::V4(std::net::Ipv4Addr::new(10, 3, 0, pool_size)),
+        }],
+        ..EngineConfig::default()
+    }
+}
+
+fn vip_of(sim: &Sim, node: usize) -> Option<IpAddr> {
+    sim.nodes[node].events.iter().rev().find_map(|e| match e {
+        Event::VirtualIp { address, .. } => Some(*address),
+        _ => None,
+    })
+}
+
+#[test]
+fn virtual_ip_is_assigned_and_tsi_narrowed() {
+    let mut sim = sim_pair(31, road_warrior("alice@example"), gateway(10));
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| !s.nodes[0].sink.is_empty()
+        && !s.nodes[1].sink.is_empty()));
+    let vip: IpAddr = "10.3.0.1".parse().unwrap();
+    assert_eq!(vip_of(&sim, 0), Some(vip));
+    assert_eq!(vip_of(&sim, 1), Some(vip));
+    assert_eq!(sim.nodes[0].engine.ike_sas()[0].virtual_ip, Some(vip));
+    let sa = sim.nodes[0].sink.iter().next().unwrap();
+    assert_eq!(sa.local_ts, vec![ts("10.3.0.1/32")]);
+    assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
+}
+
+#[test]
+fn reconnecting_identity_gets_its_address_back() {
+    let mut sim = Sim::new(32);
+    sim.add(road_warrior("alice@example"), &[INITIATOR], 1);
+    sim.add(gateway(10), &[RESPONDER], 2);
+    let bob_ip: IpAddr = "192.0.2.2".parse().unwrap();
+    let mut bob = road_warrior("bob@example");
+    bob.connections[0].local_addrs = vec![bob_ip];
+    sim.add(bob, &[bob_ip], 3);
+
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| vip_of(s, 0).is_some()));
+    let alice_first = vip_of(&sim, 0).unwrap();
+    // Alice goes away (deletes her SA), Bob comes, Alice comes back.
+    let h = sim.nodes[0].engine.ike_sas()[0].handle;
+    sim.nodes[0].engine.terminate_ike(sim.now, h).unwrap();
+    sim.run_until(LIMIT, |s| s.nodes[1].engine.ike_sas().is_empty());
+    sim.nodes[2].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| vip_of(s, 2).is_some()));
+    let bob_vip = vip_of(&sim, 2).unwrap();
+    assert_ne!(bob_vip, alice_first, "Alice's lease is kept for her");
+    sim.nodes[0].events.clear();
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| vip_of(s, 0).is_some()));
+    assert_eq!(vip_of(&sim, 0), Some(alice_first));
+    let ids: Vec<Identification> = sim.nodes[1]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IkeSaEstablished { peer_id, .. } => Some(peer_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+}
+
+#[test]
+fn exhausted_pool_is_internal_address_failure() {
+    let mut sim = Sim::new(33);
+    sim.add(road_warrior("alice@example"), &[INITIATOR], 1);
+    sim.add(gateway(1), &[RESPONDER], 2);
+    let bob_ip: IpAddr = "192.0.2.2".parse().unwrap();
+    let mut bob = road_warrior("bob@example");
+    bob.connections[0].local_addrs = vec![bob_ip];
+    sim.add(bob, &[bob_ip], 3);
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| vip_of(s, 0).is_some()));
+    sim.nodes[2].engine.initiate(sim.now, "rw").unwrap();
+    sim.run_until(LIMIT, |s| s.established(2) == 1);
+    assert_eq!(vip_of(&sim, 2), None);
+    assert!(sim.nodes[2].sink.is_empty());
+    assert!(sim.nodes[2].events.iter().any(|e| matches!(
+        e,
+        Event::ChildSaFailed {
+            reason: FailureReason::InternalAddressFailure,
+            ..
+        }
+    )));
+    assert_eq!(sim.nodes[1].engine.stats().internal_address_failure_sent, 1);
+}
+
+#[test]
+fn restarted_road_warrior_replaces_its_stale_sa_and_keeps_its_address() {
+    let mut sim = sim_pair(34, road_warrior("alice@example"), gateway(10));
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| vip_of(s, 0).is_some()
+        && s.nodes[1].sink.len() == 1));
+    let first = vip_of(&sim, 0).unwrap();
+    // Alice's machine restarts: a fresh engine, no Delete sent. Its IKE_AUTH carries
+    // INITIAL_CONTACT, so the gateway drops the stale SA instead of waiting for DPD.
+    sim.nodes[0].engine =
+        roamgate_control::engine::Engine::new(road_warrior("alice@example"), engine_rng(999));
+    sim.nodes[0].sink = roamgate_control::engine::MemorySaSink::new();
+    sim.nodes[0].events.clear();
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| vip_of(s, 0).is_some()
+        && !s.nodes[0].sink.is_empty()));
+    assert_eq!(vip_of(&sim, 0), Some(first));
+    assert_eq!(sim.nodes[1].engine.ike_sas().len(), 1);
+    assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
+    assert!(
+        sim.nodes[1]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::IkeSaDeleted { .. }))
+    );
+}
