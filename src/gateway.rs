@@ -1,13 +1,45 @@
-//! `roamgate gateway --config FILE`: the data-plane process.
+//! `roamgate gateway --config FILE`: the data-plane process. Runs in the foreground until
+//! SIGINT or SIGTERM, then stops the workers, detaches XDP and leaves the maps pinned (so the
+//! control process keeps its SAs and a restart continues safely).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
+use roamgate_gateway::config::GatewayConfig;
+use roamgate_gateway::dataplane::Gateway;
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP.store(true, Ordering::SeqCst);
+}
 
 /// Runs the gateway in the foreground until it is stopped.
 pub(crate) fn run(config: &Path) -> Result<()> {
-    bail!(
-        "the gateway data plane is not built yet; cannot run {}",
-        config.display()
-    )
+    let config = GatewayConfig::load(config)?;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: on_signal only stores to an atomic, which is async-signal-safe; the handler
+        // stays valid for the life of the process.
+        let previous =
+            unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+        anyhow::ensure!(
+            previous != libc::SIG_ERR,
+            "installing the handler for signal {signal}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let gateway = Gateway::start(&config).context("starting the gateway")?;
+    tracing::info!(
+        workers = gateway.workers(),
+        "forwarding; SIGINT or SIGTERM stops"
+    );
+    while !STOP.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::info!("stopping");
+    gateway.stop();
+    Ok(())
 }

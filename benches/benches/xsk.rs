@@ -9,7 +9,17 @@
 //! - `xsk reflect`: the same, MACs swapped, every frame sent back out through the TX ring.
 //!
 //! 64 B and 1400 B frames (Ethernet header included, FCS not), median of 5 runs of 1 s.
-//! Needs root and bpffs: `cargo bench -p roamgate-benches --bench xsk`.
+//!
+//! Then end to end, site to site in the lab (topology (b)): UDP datagrams from LAN host A to
+//! LAN host B (64 B and 1400 B frames, one sender thread, `send` per datagram) and iperf3 TCP,
+//! through
+//! - `anchor`: plain kernel forwarding over the same veths and bridges (static routes, no
+//!   IPsec);
+//! - `roamgate`: two `roamgate gateway` data planes (XDP + AF_XDP workers, AES-128-GCM-16
+//!   tunnel mode) with static SAs.
+//!
+//! Needs root and bpffs: `cargo bench -p roamgate-benches --bench xsk` (both parts), or
+//! `-- xsk` / `-- site` for one.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -277,6 +287,24 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let only = |what: &str| {
+        let named: Vec<&String> = args
+            .iter()
+            .skip(1)
+            .filter(|a| *a == "xsk" || *a == "site")
+            .collect();
+        named.is_empty() || named.iter().any(|a| *a == what)
+    };
+    if only("xsk") {
+        afxdp();
+    }
+    if only("site") {
+        site::site_to_site();
+    }
+}
+
+fn afxdp() {
     let mut lab = lab();
     println!("AF_XDP on veth (copy mode), median of {RUNS} × {WINDOW:?}, one sender thread");
     println!(
@@ -320,4 +348,214 @@ fn main() {
     drop(lab.classifier);
     let _ = roamgate_ebpf::remove_pins(&lab.pins);
     let _ = std::fs::remove_dir(lab.pins.parent().unwrap());
+}
+
+/// The end-to-end comparison, site to site.
+mod site {
+    use std::net::{SocketAddr, UdpSocket};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use roamgate_gateway::config::GatewayConfig;
+    use roamgate_gateway::dataplane::Gateway;
+    use roamgate_lab::Netns;
+    use roamgate_lab::topology::{Options, SiteToSite};
+    use roamgate_lab::traffic;
+
+    const RUNS: usize = 3;
+    const WINDOW: Duration = Duration::from_secs(1);
+    /// Ethernet + IPv4 + UDP in front of the payload.
+    const OVERHEAD: usize = 14 + 20 + 8;
+
+    fn config(pins: &Path, h: u8) -> GatewayConfig {
+        let (me, peer) = (h, 3 - h);
+        let (spi_in, spi_out) = if h == 1 {
+            (0xb001, 0xa001)
+        } else {
+            (0xa001, 0xb001)
+        };
+        let text = format!(
+            r#"[gateway]
+pin_dir = "{pins}"
+queues = 1
+
+[[interface]]
+name = "wan1"
+role = "wan"
+
+[[interface]]
+name = "lan"
+role = "lan"
+
+[[sa]]
+spi_in = {spi_in}
+spi_out = {spi_out}
+cipher = "aes128gcm16"
+key_in = "000102030405060708090a0b0c0d0e0f10111213"
+key_out = "000102030405060708090a0b0c0d0e0f10111213"
+local = "198.18.1.{me}"
+remote = "198.18.1.{peer}"
+local_ts = ["10.{lme}.0.0/24"]
+remote_ts = ["10.{lpeer}.0.0/24"]
+"#,
+            pins = pins.display(),
+            lme = 100 + u32::from(me),
+            lpeer = 100 + u32::from(peer),
+        );
+        GatewayConfig::parse(Path::new("bench.toml"), &text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Datagrams of `payload` bytes from `from` to `dst` in `to` for one window, as fast as
+    /// one thread sends them: (sent, received) per second.
+    fn blast(from: &Netns, to: &Netns, dst: SocketAddr, payload: usize) -> (f64, f64) {
+        let stop = AtomicBool::new(false);
+        let received = AtomicU64::new(0);
+        let ready = AtomicBool::new(false);
+        let mut sent = 0u64;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                to.enter(|| {
+                    let sock = UdpSocket::bind(("0.0.0.0", dst.port())).unwrap();
+                    sock.set_read_timeout(Some(Duration::from_millis(50)))
+                        .unwrap();
+                    ready.store(true, Ordering::Release);
+                    let mut buf = [0u8; 2048];
+                    while !stop.load(Ordering::Acquire) {
+                        if sock.recv(&mut buf).is_ok() {
+                            received.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .unwrap();
+            });
+            while !ready.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+            from.enter(|| {
+                let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+                sock.connect(dst).unwrap();
+                let data = vec![0x5a; payload];
+                let until = Instant::now() + WINDOW;
+                while Instant::now() < until {
+                    for _ in 0..64 {
+                        if sock.send(&data).is_ok() {
+                            sent += 1;
+                        }
+                    }
+                }
+            })
+            .unwrap();
+            // Let what is in flight arrive.
+            std::thread::sleep(Duration::from_millis(100));
+            stop.store(true, Ordering::Release);
+        });
+        let secs = WINDOW.as_secs_f64();
+        (
+            sent as f64 / secs,
+            received.load(Ordering::Relaxed) as f64 / secs,
+        )
+    }
+
+    struct Row {
+        udp: [(f64, f64); 2],
+        tcp: f64,
+    }
+
+    fn measure(lab: &SiteToSite, logs: &Path) -> Row {
+        let dst: SocketAddr = "10.102.0.2:7100".parse().unwrap();
+        let mut udp = [(0.0, 0.0); 2];
+        for (i, frame) in [64usize, 1400].into_iter().enumerate() {
+            let mut offered = Vec::new();
+            let mut got = Vec::new();
+            for _ in 0..RUNS {
+                let (o, g) = blast(&lab.lana.ns, &lab.lanb.ns, dst, frame - OVERHEAD);
+                offered.push(o);
+                got.push(g);
+            }
+            udp[i] = (super::median(offered), super::median(got));
+        }
+        let tcp = traffic::iperf3(&lab.lanb.ns, &lab.lana.ns, "10.102.0.2", 3, None, logs)
+            .map(|r| r.bits_per_second)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Row { udp, tcp }
+    }
+
+    pub(super) fn site_to_site() {
+        if let Err(e) = roamgate_lab::require_root() {
+            panic!("{e}");
+        }
+        let lab = SiteToSite::build(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+        for host in [&lab.lana.ns, &lab.lanb.ns] {
+            // AF_XDP copy mode on veth sees CHECKSUM_PARTIAL packets: let the hosts fill in
+            // their checksums, as a real NIC's receiver would see them (the anchor too).
+            host.exec("ethtool", &["-K", "eth0", "tx", "off"]).unwrap();
+        }
+        let logs = std::env::temp_dir().join(format!("roamgate-bench-site-{}", std::process::id()));
+        std::fs::create_dir_all(&logs).unwrap();
+
+        // Anchor: the kernel forwards between the LANs over ISP 1.
+        let routes = [
+            (&lab.gwa.ns, "10.102.0.0/24", "198.18.1.2"),
+            (&lab.gwb.ns, "10.101.0.0/24", "198.18.1.1"),
+        ];
+        for (ns, net, via) in routes {
+            ns.ip(&["route", "add", net, "via", via]).unwrap();
+        }
+        let anchor = measure(&lab, &logs);
+        for (ns, net, via) in routes {
+            ns.ip(&["route", "del", net, "via", via]).unwrap();
+        }
+
+        // roamgate at both ends.
+        let pins = |t: &str| {
+            std::path::PathBuf::from("/sys/fs/bpf/roamgate-test")
+                .join(format!("{}-bench-site-{t}", std::process::id()))
+        };
+        let (pa, pb) = (pins("a"), pins("b"));
+        let ga = lab
+            .gwa
+            .ns
+            .enter(|| Gateway::start(&config(&pa, 1)))
+            .unwrap()
+            .unwrap();
+        let gb = lab
+            .gwb
+            .ns
+            .enter(|| Gateway::start(&config(&pb, 2)))
+            .unwrap()
+            .unwrap();
+        // Resolve the neighbours before measuring.
+        let _ = traffic::ping(&lab.lana.ns, "10.102.0.2", 3, Duration::from_millis(20));
+        let esp = measure(&lab, &logs);
+        drop((ga, gb));
+        for p in [&pa, &pb] {
+            let _ = roamgate_ebpf::remove_pins(p);
+        }
+
+        println!();
+        println!(
+            "Site to site (topology (b), bridges), one UDP sender thread, median of {RUNS} × {WINDOW:?}; iperf3 TCP 3 s"
+        );
+        println!("| traffic | anchor: kernel forwarding | roamgate ESP (AES-128-GCM) | ratio |");
+        println!("|---|---|---|---|");
+        for (i, frame) in [64usize, 1400].into_iter().enumerate() {
+            let (ao, ar) = anchor.udp[i];
+            let (eo, er) = esp.udp[i];
+            println!(
+                "| UDP {frame} B frames, received (offered) | {:.3} Mpps ({:.3}) | {:.3} Mpps ({:.3}) | **{:.0} %** |",
+                ar / 1e6,
+                ao / 1e6,
+                er / 1e6,
+                eo / 1e6,
+                100.0 * er / ar
+            );
+        }
+        println!(
+            "| TCP (iperf3) | {:.0} Mbit/s | {:.0} Mbit/s | **{:.0} %** |",
+            anchor.tcp / 1e6,
+            esp.tcp / 1e6,
+            100.0 * esp.tcp / anchor.tcp
+        );
+    }
 }

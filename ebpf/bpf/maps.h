@@ -31,7 +31,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spi_index SEC(".maps");
 
-/* RX queue index -> the AF_XDP socket bound to that queue. */
+/* rg_iface.xsk_base + RX queue index -> the AF_XDP socket bound to that queue. */
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
 	__uint(max_entries, RG_XSK_MAP_MAX);
@@ -48,5 +48,75 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
+
+/* ifindex -> role and xsk_map base; no entry: WAN, base 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RG_IFACES_MAX);
+	__type(key, __u32);
+	__type(value, struct rg_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ifaces SEC(".maps");
+
+/* Protected IPv4 prefixes (LAN side) -> outbound SA slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, RG_PREFIXES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rg_lpm_v4);
+	__type(value, struct rg_prefix_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} prefixes_v4 SEC(".maps");
+
+/* Protected IPv6 prefixes (LAN side) -> outbound SA slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, RG_PREFIXES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rg_lpm_v6);
+	__type(value, struct rg_prefix_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} prefixes_v6 SEC(".maps");
+
+/*
+ * The SA table, the endpoint table, the persisted sequence numbers and the workers'
+ * counters: mmapped by the gateway and the control process, never read by the program.
+ * They live in this object so that one load makes and pins every map of an instance.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RG_SA_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct rg_sa);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sa_table SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RG_SA_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct rg_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RG_SA_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sa_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RG_GW_COUNTERS_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} gw_counters SEC(".maps");
 
 #endif /* ROAMGATE_MAPS_H */

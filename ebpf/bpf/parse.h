@@ -244,4 +244,46 @@ static __always_inline __u32 rg_parse_frame(void *data, void *data_end, struct r
 	return RG_CNT_OTHER;
 }
 
+/* What the LAN parser found out about a frame. */
+struct rg_lan_pkt {
+	struct rg_addr_key dst; /* the IP destination */
+	__u32 ttl;              /* IPv4 TTL or IPv6 hop limit */
+};
+
+/*
+ * Parses an untagged Ethernet frame with an IPv4 or IPv6 header (LAN role); returns 1
+ * and fills `pkt` for a whole IP header, 0 for anything else (ARP, tagged frames,
+ * truncated headers), which the kernel gets.
+ */
+static __always_inline int rg_parse_lan(void *data, void *data_end, struct rg_lan_pkt *pkt)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = (void *)(eth + 1);
+
+		if ((void *)(iph + 1) > data_end || iph->version != 4 || iph->ihl < 5)
+			return 0;
+		pkt->dst.family = RG_FAMILY_IPV4;
+		pkt->dst.addr[10] = 0xff;
+		pkt->dst.addr[11] = 0xff;
+		__builtin_memcpy(&pkt->dst.addr[12], &iph->daddr, sizeof(iph->daddr));
+		pkt->ttl = iph->ttl;
+		return 1;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+			return 0;
+		pkt->dst.family = RG_FAMILY_IPV6;
+		__builtin_memcpy(pkt->dst.addr, &ip6->daddr, sizeof(pkt->dst.addr));
+		pkt->ttl = ip6->hop_limit;
+		return 1;
+	}
+	return 0;
+}
+
 #endif /* ROAMGATE_PARSE_H */

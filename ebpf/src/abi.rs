@@ -14,14 +14,27 @@ use std::net::IpAddr;
 use aya::maps::MapType;
 
 /// Bumped on every incompatible change to a record, a constant or a map (`RG_ABI_VERSION`).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// `max_entries` of `local_addrs` (`RG_LOCAL_ADDRS_MAX`).
 pub const LOCAL_ADDRS_MAX: u32 = 1024;
 /// `max_entries` of `spi_index` (`RG_SPI_INDEX_MAX`).
 pub const SPI_INDEX_MAX: u32 = 131_072;
-/// `max_entries` of `xsk_map`: one slot per RX queue (`RG_XSK_MAP_MAX`).
-pub const XSK_MAP_MAX: u32 = 256;
+/// `max_entries` of `xsk_map`: one slot per RX queue of each interface, from the
+/// interface's [`Iface::xsk_base`] (`RG_XSK_MAP_MAX`).
+pub const XSK_MAP_MAX: u32 = 1024;
+/// `max_entries` of `ifaces` (`RG_IFACES_MAX`).
+pub const IFACES_MAX: u32 = 64;
+/// SA slots: entries of `sa_table`, `endpoints` and `sa_seq` (`RG_SA_MAX`).
+pub const SA_MAX: u32 = 4096;
+/// `max_entries` of `prefixes_v4` and of `prefixes_v6` (`RG_PREFIXES_MAX`).
+pub const PREFIXES_MAX: u32 = 16384;
+/// Workers with counter slots in `gw_counters` (`RG_WORKERS_MAX`).
+pub const WORKERS_MAX: u32 = 64;
+/// Counter slots per worker in `gw_counters` (`RG_GW_CNT_STRIDE`).
+pub const GW_CNT_STRIDE: u32 = 64;
+/// `max_entries` of `gw_counters` (`RG_GW_COUNTERS_MAX`).
+pub const GW_COUNTERS_MAX: u32 = WORKERS_MAX * GW_CNT_STRIDE;
 /// `max_entries` of `counters` (`RG_COUNTERS_MAX`); more than [`Counter::COUNT`] so that new
 /// counters keep pinned maps compatible.
 pub const COUNTERS_MAX: u32 = 64;
@@ -48,6 +61,47 @@ pub const SPI_F_UDP_ENCAP: u16 = 0x0001;
 
 /// IPv6 extension headers the program walks before it gives up (`RG_IPV6_EXT_MAX`).
 pub const IPV6_EXT_MAX: u32 = 6;
+
+/// [`Iface::role`]: a WAN interface, where ESP arrives (`RG_IFACE_ROLE_WAN`). An interface
+/// with no entry in `ifaces` is a WAN interface with `xsk_base` 0.
+pub const IFACE_ROLE_WAN: u32 = 1;
+/// [`Iface::role`]: a LAN interface, where traffic to protected prefixes arrives
+/// (`RG_IFACE_ROLE_LAN`).
+pub const IFACE_ROLE_LAN: u32 = 2;
+
+/// [`SaRecord::state`]: the slot is empty (`RG_SA_STATE_EMPTY`).
+pub const SA_STATE_EMPTY: u8 = 0;
+/// [`SaRecord::state`]: the SA is in use (`RG_SA_STATE_ACTIVE`).
+pub const SA_STATE_ACTIVE: u8 = 1;
+/// [`SaRecord::direction`]: inbound (`RG_SA_DIR_IN`).
+pub const SA_DIR_IN: u8 = 1;
+/// [`SaRecord::direction`]: outbound (`RG_SA_DIR_OUT`).
+pub const SA_DIR_OUT: u8 = 2;
+/// [`SaRecord::mode`]: tunnel mode, [RFC 4301 § 4.1] (`RG_SA_MODE_TUNNEL`).
+///
+/// [RFC 4301 § 4.1]: https://www.rfc-editor.org/rfc/rfc4301#section-4.1
+pub const SA_MODE_TUNNEL: u8 = 1;
+/// [`SaRecord::mode`]: BEET mode (`RG_SA_MODE_BEET`).
+pub const SA_MODE_BEET: u8 = 2;
+/// [`SaRecord::cipher`]: AES-128-GCM with a 16-byte ICV, [RFC 4106]
+/// (`RG_SA_CIPHER_AES128GCM16`).
+///
+/// [RFC 4106]: https://www.rfc-editor.org/rfc/rfc4106
+pub const SA_CIPHER_AES128GCM16: u8 = 1;
+/// [`SaRecord::cipher`]: AES-256-GCM with a 16-byte ICV (`RG_SA_CIPHER_AES256GCM16`).
+pub const SA_CIPHER_AES256GCM16: u8 = 2;
+/// [`SaRecord::flags`]: extended sequence numbers, [RFC 4304] (`RG_SA_F_ESN`).
+///
+/// [RFC 4304]: https://www.rfc-editor.org/rfc/rfc4304
+pub const SA_F_ESN: u8 = 0x01;
+/// Bytes of key material (key ‖ salt) of the largest cipher (`RG_SA_KEY_MAX`).
+pub const SA_KEY_MAX: usize = 36;
+/// Traffic selector prefixes per side of an SA (`RG_SA_TS_MAX`).
+pub const SA_TS_MAX: usize = 4;
+/// [`EndpointRecord::flags`]: UDP-encapsulated ESP, [RFC 3948] (`RG_EP_F_UDP_ENCAP`).
+///
+/// [RFC 3948]: https://www.rfc-editor.org/rfc/rfc3948
+pub const EP_F_UDP_ENCAP: u8 = 0x01;
 
 /// Key of `local_addrs` (`struct rg_addr_key`): an IP address with a family tag.
 ///
@@ -141,6 +195,196 @@ impl SpiValue {
     }
 }
 
+impl AddrKey {
+    /// The address this key holds, or `None` for a family other than IPv4 or IPv6.
+    pub fn addr(&self) -> Option<IpAddr> {
+        let v6 = std::net::Ipv6Addr::from(self.addr);
+        match self.family {
+            FAMILY_IPV4 => v6.to_ipv4_mapped().map(IpAddr::V4),
+            FAMILY_IPV6 => Some(IpAddr::V6(v6)),
+            _ => None,
+        }
+    }
+}
+
+/// Value of `ifaces` (`struct rg_iface`), keyed by ifindex: the interface's role and where its
+/// AF_XDP sockets start in `xsk_map`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Iface {
+    /// [`IFACE_ROLE_WAN`] or [`IFACE_ROLE_LAN`].
+    pub role: u32,
+    /// The `xsk_map` slot of RX queue 0; queue `q` uses slot `xsk_base + q`.
+    pub xsk_base: u32,
+}
+
+/// Value of `prefixes_v4` and `prefixes_v6` (`struct rg_prefix_value`): the outbound SA of a
+/// protected prefix. The keys are `aya::maps::lpm_trie::Key<[u8; 4]>` (`struct rg_lpm_v4`)
+/// and `Key<[u8; 16]>` (`struct rg_lpm_v6`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PrefixValue {
+    /// The outbound SA's slot.
+    pub sa_slot: u32,
+}
+
+/// `struct rg_lpm_v4`, for the layout check (the map is written with aya's `Key<[u8; 4]>`,
+/// which has this layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LpmV4 {
+    /// Prefix length in bits.
+    pub prefixlen: u32,
+    /// The address, network byte order.
+    pub addr: [u8; 4],
+}
+
+/// `struct rg_lpm_v6`, for the layout check.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LpmV6 {
+    /// Prefix length in bits.
+    pub prefixlen: u32,
+    /// The address, network byte order.
+    pub addr: [u8; 16],
+}
+
+/// A traffic selector prefix (`struct rg_prefix`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PrefixRecord {
+    /// The address, network byte order; IPv4 IPv4-mapped as in [`AddrKey`].
+    pub addr: [u8; 16],
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
+    pub family: u8,
+    /// Prefix length in bits (of the IPv4 address for IPv4).
+    pub prefixlen: u8,
+    /// Zero.
+    pub pad: [u8; 2],
+}
+
+/// One SA (`struct rg_sa`), a record of the mmapped `sa_table`, written under its sequence
+/// lock (see `crate::tables`). Holds the key: the pinned map is readable by root only.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SaRecord {
+    /// Sequence lock: odd while the record is being written.
+    pub seq: u32,
+    /// Grows with every write of the record.
+    pub generation: u32,
+    /// The SPI in network byte order.
+    pub spi: u32,
+    /// [`SA_STATE_EMPTY`] or [`SA_STATE_ACTIVE`].
+    pub state: u8,
+    /// [`SA_DIR_IN`] or [`SA_DIR_OUT`].
+    pub direction: u8,
+    /// [`SA_MODE_TUNNEL`] or [`SA_MODE_BEET`].
+    pub mode: u8,
+    /// [`SA_CIPHER_AES128GCM16`] or [`SA_CIPHER_AES256GCM16`].
+    pub cipher: u8,
+    /// `SA_F_*`.
+    pub flags: u8,
+    /// Bytes of `key` in use: 20 or 36.
+    pub key_len: u8,
+    /// Entries of `local_ts` in use.
+    pub n_local_ts: u8,
+    /// Entries of `remote_ts` in use.
+    pub n_remote_ts: u8,
+    /// Key ‖ salt ([RFC 4106 § 8.1]).
+    ///
+    /// [RFC 4106 § 8.1]: https://www.rfc-editor.org/rfc/rfc4106#section-8.1
+    pub key: [u8; SA_KEY_MAX],
+    /// Soft byte lifetime; 0: none.
+    pub soft_bytes: u64,
+    /// Hard byte lifetime; 0: none.
+    pub hard_bytes: u64,
+    /// Soft packet lifetime; 0: none.
+    pub soft_packets: u64,
+    /// Hard packet lifetime; 0: none.
+    pub hard_packets: u64,
+    /// BEET: the inner source address.
+    pub beet_src: AddrKey,
+    /// BEET: the inner destination address.
+    pub beet_dst: AddrKey,
+    /// Our side's protected prefixes.
+    pub local_ts: [PrefixRecord; SA_TS_MAX],
+    /// The peer's protected prefixes.
+    pub remote_ts: [PrefixRecord; SA_TS_MAX],
+}
+
+impl Default for SaRecord {
+    fn default() -> Self {
+        SaRecord {
+            seq: 0,
+            generation: 0,
+            spi: 0,
+            state: SA_STATE_EMPTY,
+            direction: 0,
+            mode: 0,
+            cipher: 0,
+            flags: 0,
+            key_len: 0,
+            n_local_ts: 0,
+            n_remote_ts: 0,
+            key: [0; SA_KEY_MAX],
+            soft_bytes: 0,
+            hard_bytes: 0,
+            soft_packets: 0,
+            hard_packets: 0,
+            beet_src: AddrKey::default(),
+            beet_dst: AddrKey::default(),
+            local_ts: [PrefixRecord::default(); SA_TS_MAX],
+            remote_ts: [PrefixRecord::default(); SA_TS_MAX],
+        }
+    }
+}
+
+impl std::fmt::Debug for SaRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("SaRecord")
+            .field("generation", &self.generation)
+            .field("spi", &format_args!("{:#010x}", u32::from_be(self.spi)))
+            .field("state", &self.state)
+            .field("direction", &self.direction)
+            .field("mode", &self.mode)
+            .field("cipher", &self.cipher)
+            .field("flags", &self.flags)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an SA's packets go now (`struct rg_endpoint`), a record of the mmapped `endpoints`
+/// map, written under its sequence lock. MOBIKE moves an SA by rewriting this record alone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// Sequence lock: odd while the record is being written.
+    pub seq: u32,
+    /// Grows with every write of the record.
+    pub generation: u32,
+    /// Outer source address, network byte order (IPv4 IPv4-mapped).
+    pub local: [u8; 16],
+    /// Outer destination address.
+    pub remote: [u8; 16],
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`]; 0: no endpoint.
+    pub family: u8,
+    /// `EP_F_*`.
+    pub flags: u8,
+    /// UDP encapsulation: our port, network byte order.
+    pub local_port: u16,
+    /// UDP encapsulation: the peer's port, network byte order.
+    pub remote_port: u16,
+    /// Zero.
+    pub pad: u16,
+    /// The egress interface; 0: the gateway resolves it from the route table.
+    pub egress_ifindex: u32,
+    /// The next hop's MAC address (with `egress_ifindex`).
+    pub next_hop_mac: [u8; 6],
+    /// The egress interface's MAC address (with `egress_ifindex`).
+    pub src_mac: [u8; 6],
+}
+
 // SAFETY: AddrKey is #[repr(C)], made only of integers and integer arrays, and has no implicit
 // padding (size 20 = 16 + 1 + 3, asserted below), so every bit pattern is valid and every byte
 // is initialised.
@@ -152,6 +396,16 @@ unsafe impl aya::Pod for SpiKey {}
 // SAFETY: SpiValue is #[repr(C)] with integer fields and no implicit padding (size 8 = 4 + 2 +
 // 2, asserted below), so every bit pattern is valid and every byte is initialised.
 unsafe impl aya::Pod for SpiValue {}
+// SAFETY: Iface is #[repr(C)] with two u32 fields and no padding (size asserted below).
+unsafe impl aya::Pod for Iface {}
+// SAFETY: PrefixValue is #[repr(C)] with a single u32 field (size asserted below).
+unsafe impl aya::Pod for PrefixValue {}
+// SAFETY: SaRecord is #[repr(C)], made of integers, integer arrays and Pod records, with no
+// implicit padding (fields tile the 288 bytes, asserted below and by the header check).
+unsafe impl aya::Pod for SaRecord {}
+// SAFETY: EndpointRecord is #[repr(C)] of integers and integer arrays with no implicit
+// padding (size 64, asserted below and by the header check).
+unsafe impl aya::Pod for EndpointRecord {}
 
 const _: () = {
     assert!(size_of::<AddrKey>() == 20);
@@ -173,6 +427,35 @@ const _: () = {
     assert!(offset_of!(SpiValue, sa_slot) == 0);
     assert!(offset_of!(SpiValue, flags) == 4);
     assert!(offset_of!(SpiValue, pad) == 6);
+
+    assert!(size_of::<Iface>() == 8);
+    assert!(offset_of!(Iface, xsk_base) == 4);
+    assert!(size_of::<LpmV4>() == 8);
+    assert!(size_of::<LpmV6>() == 20);
+    assert!(size_of::<aya::maps::lpm_trie::Key<[u8; 4]>>() == size_of::<LpmV4>());
+    assert!(size_of::<aya::maps::lpm_trie::Key<[u8; 16]>>() == size_of::<LpmV6>());
+    assert!(size_of::<PrefixValue>() == 4);
+    assert!(size_of::<PrefixRecord>() == 20);
+    assert!(align_of::<PrefixRecord>() == 1);
+
+    assert!(size_of::<SaRecord>() == 288);
+    assert!(align_of::<SaRecord>() == 8);
+    assert!(offset_of!(SaRecord, spi) == 8);
+    assert!(offset_of!(SaRecord, key) == 20);
+    assert!(offset_of!(SaRecord, soft_bytes) == 56);
+    assert!(offset_of!(SaRecord, beet_src) == 88);
+    assert!(offset_of!(SaRecord, local_ts) == 128);
+    assert!(offset_of!(SaRecord, remote_ts) == 208);
+    // The sequence lock copies records as 32-bit words.
+    assert!(size_of::<SaRecord>().is_multiple_of(8));
+
+    assert!(size_of::<EndpointRecord>() == 64);
+    assert!(align_of::<EndpointRecord>() == 4);
+    assert!(offset_of!(EndpointRecord, family) == 40);
+    assert!(offset_of!(EndpointRecord, local_port) == 42);
+    assert!(offset_of!(EndpointRecord, egress_ifindex) == 48);
+    assert!(offset_of!(EndpointRecord, next_hop_mac) == 52);
+    assert!(offset_of!(EndpointRecord, src_mac) == 58);
 
     assert!(Counter::COUNT as u32 <= COUNTERS_MAX);
 };
@@ -219,11 +502,23 @@ pub enum Counter {
     Ipv6ExtLimit = 11,
     /// Detail of [`Counter::Malformed`]: IPv4 IHL below 5, dropped (`RG_CNT_IPV4_BAD_IHL`).
     Ipv4BadIhl = 12,
+    /// LAN outcome: to a protected prefix, sent to the RX queue's AF_XDP socket
+    /// (`RG_CNT_LAN_REDIRECTED`).
+    LanRedirected = 13,
+    /// LAN outcome: to a protected prefix, no AF_XDP socket in the queue's slot, passed
+    /// (`RG_CNT_LAN_NO_XSK`).
+    LanNoXsk = 14,
+    /// LAN outcome: not to a protected prefix (or not IP, or to a local address), passed
+    /// (`RG_CNT_LAN_PASSED`).
+    LanPassed = 15,
+    /// LAN outcome: to a protected prefix with TTL or hop limit ≤ 1, passed so the kernel
+    /// answers with ICMP time exceeded (`RG_CNT_LAN_TTL_EXPIRED`).
+    LanTtlExpired = 16,
 }
 
 impl Counter {
     /// Number of counters in use (`RG_CNT_MAX`).
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 17;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
@@ -240,6 +535,19 @@ impl Counter {
         Counter::Fragment,
         Counter::Ipv6ExtLimit,
         Counter::Ipv4BadIhl,
+        Counter::LanRedirected,
+        Counter::LanNoXsk,
+        Counter::LanPassed,
+        Counter::LanTtlExpired,
+    ];
+
+    /// The LAN outcomes: each frame on a LAN interface is counted in exactly one (and in no
+    /// class).
+    pub const LAN_OUTCOMES: [Counter; 4] = [
+        Counter::LanRedirected,
+        Counter::LanNoXsk,
+        Counter::LanPassed,
+        Counter::LanTtlExpired,
     ];
 
     /// The frame classes: each frame is counted in exactly one.
@@ -281,6 +589,10 @@ impl Counter {
             Counter::Fragment => "fragment",
             Counter::Ipv6ExtLimit => "ipv6_ext_limit",
             Counter::Ipv4BadIhl => "ipv4_bad_ihl",
+            Counter::LanRedirected => "lan_redirected",
+            Counter::LanNoXsk => "lan_no_xsk",
+            Counter::LanPassed => "lan_passed",
+            Counter::LanTtlExpired => "lan_ttl_expired",
         }
     }
 
@@ -300,6 +612,21 @@ pub mod maps {
     pub const XSK_MAP: &str = "xsk_map";
     /// `counters`: per-CPU array, `u32` [`super::Counter`] index → `u64`.
     pub const COUNTERS: &str = "counters";
+    /// `ifaces`: hash, `u32` ifindex → [`super::Iface`].
+    pub const IFACES: &str = "ifaces";
+    /// `prefixes_v4`: LPM trie, `struct rg_lpm_v4` → [`super::PrefixValue`].
+    pub const PREFIXES_V4: &str = "prefixes_v4";
+    /// `prefixes_v6`: LPM trie, `struct rg_lpm_v6` → [`super::PrefixValue`].
+    pub const PREFIXES_V6: &str = "prefixes_v6";
+    /// `sa_table`: mmappable array, `u32` SA slot → [`super::SaRecord`].
+    pub const SA_TABLE: &str = "sa_table";
+    /// `endpoints`: mmappable array, `u32` SA slot → [`super::EndpointRecord`].
+    pub const ENDPOINTS: &str = "endpoints";
+    /// `sa_seq`: mmappable array, `u32` SA slot → `u64` persisted outbound sequence number.
+    pub const SA_SEQ: &str = "sa_seq";
+    /// `gw_counters`: mmappable array of `u64`, worker `w`'s counter `c` at
+    /// `w * GW_CNT_STRIDE + c`.
+    pub const GW_COUNTERS: &str = "gw_counters";
 }
 
 /// One map as the program defines it.
@@ -320,7 +647,7 @@ pub struct MapSpec {
 }
 
 /// Every map of the classifier.
-pub const MAPS: [MapSpec; 4] = [
+pub const MAPS: [MapSpec; 11] = [
     MapSpec {
         name: maps::LOCAL_ADDRS,
         map_type: MapType::Hash,
@@ -352,6 +679,62 @@ pub const MAPS: [MapSpec; 4] = [
         key: ("__u32 RG_CNT_*", 4),
         value: ("__u64 per CPU", 8),
         max_entries: COUNTERS_MAX,
+    },
+    MapSpec {
+        name: maps::IFACES,
+        map_type: MapType::Hash,
+        kind: "hash",
+        key: ("__u32 ifindex", 4),
+        value: ("struct rg_iface", size_of::<Iface>()),
+        max_entries: IFACES_MAX,
+    },
+    MapSpec {
+        name: maps::PREFIXES_V4,
+        map_type: MapType::LpmTrie,
+        kind: "lpm_trie",
+        key: ("struct rg_lpm_v4", size_of::<LpmV4>()),
+        value: ("struct rg_prefix_value", size_of::<PrefixValue>()),
+        max_entries: PREFIXES_MAX,
+    },
+    MapSpec {
+        name: maps::PREFIXES_V6,
+        map_type: MapType::LpmTrie,
+        kind: "lpm_trie",
+        key: ("struct rg_lpm_v6", size_of::<LpmV6>()),
+        value: ("struct rg_prefix_value", size_of::<PrefixValue>()),
+        max_entries: PREFIXES_MAX,
+    },
+    MapSpec {
+        name: maps::SA_TABLE,
+        map_type: MapType::Array,
+        kind: "array (mmapable)",
+        key: ("__u32 sa_slot", 4),
+        value: ("struct rg_sa", size_of::<SaRecord>()),
+        max_entries: SA_MAX,
+    },
+    MapSpec {
+        name: maps::ENDPOINTS,
+        map_type: MapType::Array,
+        kind: "array (mmapable)",
+        key: ("__u32 sa_slot", 4),
+        value: ("struct rg_endpoint", size_of::<EndpointRecord>()),
+        max_entries: SA_MAX,
+    },
+    MapSpec {
+        name: maps::SA_SEQ,
+        map_type: MapType::Array,
+        kind: "array (mmapable)",
+        key: ("__u32 sa_slot", 4),
+        value: ("__u64 next outbound sequence number", 8),
+        max_entries: SA_MAX,
+    },
+    MapSpec {
+        name: maps::GW_COUNTERS,
+        map_type: MapType::Array,
+        kind: "array (mmapable)",
+        key: ("__u32 worker * RG_GW_CNT_STRIDE + counter", 4),
+        value: ("__u64", 8),
+        max_entries: GW_COUNTERS_MAX,
     },
 ];
 
@@ -399,17 +782,95 @@ pub fn layout() -> String {
             pad
         }
     );
-    let consts: [(&str, u64); 10] = [
+    record!(out, "rg_iface", Iface { role, xsk_base });
+    record!(out, "rg_lpm_v4", LpmV4 { prefixlen, addr });
+    record!(out, "rg_lpm_v6", LpmV6 { prefixlen, addr });
+    record!(out, "rg_prefix_value", PrefixValue { sa_slot });
+    record!(
+        out,
+        "rg_prefix",
+        PrefixRecord {
+            addr,
+            family,
+            prefixlen,
+            pad
+        }
+    );
+    record!(
+        out,
+        "rg_sa",
+        SaRecord {
+            seq,
+            generation,
+            spi,
+            state,
+            direction,
+            mode,
+            cipher,
+            flags,
+            key_len,
+            n_local_ts,
+            n_remote_ts,
+            key,
+            soft_bytes,
+            hard_bytes,
+            soft_packets,
+            hard_packets,
+            beet_src,
+            beet_dst,
+            local_ts,
+            remote_ts,
+        }
+    );
+    record!(
+        out,
+        "rg_endpoint",
+        EndpointRecord {
+            seq,
+            generation,
+            local,
+            remote,
+            family,
+            flags,
+            local_port,
+            remote_port,
+            pad,
+            egress_ifindex,
+            next_hop_mac,
+            src_mac,
+        }
+    );
+    let consts: [(&str, u64); 30] = [
         ("RG_LOCAL_ADDRS_MAX", LOCAL_ADDRS_MAX.into()),
         ("RG_SPI_INDEX_MAX", SPI_INDEX_MAX.into()),
         ("RG_XSK_MAP_MAX", XSK_MAP_MAX.into()),
         ("RG_COUNTERS_MAX", COUNTERS_MAX.into()),
+        ("RG_IFACES_MAX", IFACES_MAX.into()),
+        ("RG_SA_MAX", SA_MAX.into()),
+        ("RG_PREFIXES_MAX", PREFIXES_MAX.into()),
+        ("RG_WORKERS_MAX", WORKERS_MAX.into()),
+        ("RG_GW_CNT_STRIDE", GW_CNT_STRIDE.into()),
+        ("RG_GW_COUNTERS_MAX", GW_COUNTERS_MAX.into()),
         ("RG_IKE_PORT", IKE_PORT.into()),
         ("RG_NATT_PORT", NATT_PORT.into()),
         ("RG_FAMILY_IPV4", FAMILY_IPV4.into()),
         ("RG_FAMILY_IPV6", FAMILY_IPV6.into()),
         ("RG_SPI_F_UDP_ENCAP", SPI_F_UDP_ENCAP.into()),
         ("RG_IPV6_EXT_MAX", IPV6_EXT_MAX.into()),
+        ("RG_IFACE_ROLE_WAN", IFACE_ROLE_WAN.into()),
+        ("RG_IFACE_ROLE_LAN", IFACE_ROLE_LAN.into()),
+        ("RG_SA_STATE_EMPTY", SA_STATE_EMPTY.into()),
+        ("RG_SA_STATE_ACTIVE", SA_STATE_ACTIVE.into()),
+        ("RG_SA_DIR_IN", SA_DIR_IN.into()),
+        ("RG_SA_DIR_OUT", SA_DIR_OUT.into()),
+        ("RG_SA_MODE_TUNNEL", SA_MODE_TUNNEL.into()),
+        ("RG_SA_MODE_BEET", SA_MODE_BEET.into()),
+        ("RG_SA_CIPHER_AES128GCM16", SA_CIPHER_AES128GCM16.into()),
+        ("RG_SA_CIPHER_AES256GCM16", SA_CIPHER_AES256GCM16.into()),
+        ("RG_SA_F_ESN", SA_F_ESN.into()),
+        ("RG_SA_KEY_MAX", SA_KEY_MAX as u64),
+        ("RG_SA_TS_MAX", SA_TS_MAX as u64),
+        ("RG_EP_F_UDP_ENCAP", EP_F_UDP_ENCAP.into()),
     ];
     for (name, value) in consts {
         let _ = writeln!(out, "const {name} = {value}");
@@ -499,7 +960,7 @@ mod tests {
     #[test]
     fn the_check_notices_a_difference() {
         // A layout that differs in one offset must not compare equal, and the report names it.
-        let tampered = HEADER_LAYOUT.replace("family: offset 16", "family: offset 15");
+        let tampered = HEADER_LAYOUT.replacen("family: offset 16", "family: offset 15", 1);
         assert_ne!(
             HEADER_LAYOUT, tampered,
             "the header dump lists rg_addr_key.family"

@@ -12,7 +12,7 @@ use aya::programs::xdp::XdpLinkId;
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 
-use crate::abi::{self, AddrKey, Counter, LocalAddr, SpiKey, SpiValue};
+use crate::abi::{self, AddrKey, Counter, Iface as IfaceRecord, LocalAddr, SpiKey, SpiValue};
 use crate::bpffs;
 use crate::counters::Counters;
 use crate::error::{EbpfError, Result, chain, is_permission_denied, map_error};
@@ -144,6 +144,7 @@ pub struct Classifier {
     spi_index: HashMap<MapData, SpiKey, SpiValue>,
     xsk_map: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    ifaces: HashMap<MapData, u32, IfaceRecord>,
     attached: BTreeMap<u32, Attachment>,
 }
 
@@ -210,6 +211,8 @@ impl Classifier {
             .map_err(|e| map_error("open", abi::maps::XSK_MAP, &e))?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, abi::maps::COUNTERS)?)
             .map_err(|e| map_error("open", abi::maps::COUNTERS, &e))?;
+        let ifaces = HashMap::try_from(take_map(&mut ebpf, abi::maps::IFACES)?)
+            .map_err(|e| map_error("open", abi::maps::IFACES, &e))?;
         // The maps now exist (made or reused): check them as the kernel sees them.
         check_pinned_maps(pin_dir)?;
 
@@ -220,6 +223,7 @@ impl Classifier {
             spi_index,
             xsk_map,
             counters,
+            ifaces,
             attached: BTreeMap::new(),
         })
     }
@@ -351,8 +355,28 @@ impl Classifier {
         }
     }
 
-    /// Puts the AF_XDP socket `fd`, bound to RX queue `queue`, in that queue's slot: ESP the
-    /// program steers on that queue goes to it. The socket must be bound to the same
+    /// Gives interface `ifindex` a role ([`abi::IFACE_ROLE_WAN`] or [`abi::IFACE_ROLE_LAN`])
+    /// and the `xsk_map` slot of its RX queue 0. An interface without an entry is a WAN
+    /// interface with base 0.
+    pub fn set_iface(&mut self, ifindex: u32, role: u32, xsk_base: u32) -> Result<()> {
+        self.check_queue(xsk_base)?;
+        self.ifaces
+            .insert(ifindex, IfaceRecord { role, xsk_base }, 0)
+            .map_err(|e| map_error("insert", abi::maps::IFACES, &e))
+    }
+
+    /// Removes the role of interface `ifindex`; returns whether it had one.
+    pub fn remove_iface(&mut self, ifindex: u32) -> Result<bool> {
+        match self.ifaces.remove(&ifindex) {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(map_error("remove", abi::maps::IFACES, &e)),
+        }
+    }
+
+    /// Puts the AF_XDP socket `fd` in `xsk_map` slot `queue`: what the program steers on that
+    /// slot goes to it. The slot of RX queue `q` of an interface is its `xsk_base + q` (just
+    /// `q` for an interface without a role entry). The socket must be bound to the same
     /// interface and queue, or the kernel drops what is redirected to it.
     pub fn register_xsk(&mut self, queue: u32, fd: impl AsRawFd) -> Result<()> {
         self.check_queue(queue)?;
@@ -398,6 +422,22 @@ impl Classifier {
     ///
     /// The kernel refuses frames shorter than an Ethernet header (14 bytes).
     pub fn test_run(&self, frame: &[u8]) -> Result<XdpAction> {
+        self.test_run_on(frame, None)
+    }
+
+    /// Like [`Classifier::test_run`], but as if `frame` arrived on `(ifindex, rx_queue)` of
+    /// the calling thread's network namespace (the kernel checks that both exist).
+    pub fn test_run_on(&self, frame: &[u8], ingress: Option<(u32, u32)>) -> Result<XdpAction> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex.
+        let mut ctx = [0u32; 6];
+        if let Some((ifindex, queue)) = ingress {
+            ctx[1] = frame.len() as u32;
+            ctx[3] = ifindex;
+            ctx[4] = queue;
+        }
+        // SAFETY: ctx is six initialised u32s; viewing them as 24 bytes is always valid.
+        let ctx_bytes: &[u8] = unsafe { std::slice::from_raw_parts(ctx.as_ptr().cast(), 24) };
         let program: &Xdp = self
             .ebpf
             .program(PROGRAM_NAME)
@@ -407,6 +447,7 @@ impl Classifier {
             })?;
         let options = TestRunOptions {
             data_in: Some(frame),
+            ctx_in: ingress.is_some().then_some(ctx_bytes),
             ..TestRunOptions::default()
         };
         let result = program

@@ -55,6 +55,14 @@ counters! {
     ipv6_ext_limit => Ipv6ExtLimit,
     /// IPv4 frames with an IHL below 5, dropped (also counted as malformed).
     ipv4_bad_ihl => Ipv4BadIhl,
+    /// LAN frames to a protected prefix sent to an AF_XDP socket.
+    lan_redirected => LanRedirected,
+    /// LAN frames to a protected prefix with no socket on the RX queue, passed.
+    lan_no_xsk => LanNoXsk,
+    /// LAN frames not to a protected prefix, passed.
+    lan_passed => LanPassed,
+    /// LAN frames to a protected prefix with TTL ≤ 1, passed.
+    lan_ttl_expired => LanTtlExpired,
 }
 
 impl Counters {

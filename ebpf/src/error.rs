@@ -98,6 +98,38 @@ pub enum EbpfError {
         /// The error with its causes.
         detail: String,
     },
+    /// A pinned mmappable map could not be opened or mapped.
+    #[error("cannot map {path}: {detail}")]
+    Mmap {
+        /// The pinned map.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A slot beyond a table's size.
+    #[error("slot {slot} is out of range for map {map}, which has {max}")]
+    SlotOutOfRange {
+        /// The map's name.
+        map: &'static str,
+        /// The slot asked for.
+        slot: u32,
+        /// Slots in the map.
+        max: u32,
+    },
+    /// A write through a table opened for reading.
+    #[error("map {map} was opened read-only")]
+    ReadOnly {
+        /// The map's name.
+        map: &'static str,
+    },
+    /// An SA or endpoint that cannot be written as it is.
+    #[error("SA slot {slot}: {detail}")]
+    InvalidSa {
+        /// The slot.
+        slot: u32,
+        /// Why.
+        detail: String,
+    },
     /// `BPF_PROG_TEST_RUN` failed.
     #[error("BPF_PROG_TEST_RUN failed: {detail}")]
     TestRun {

@@ -5,7 +5,11 @@
 //! socket of the RX queue it arrived on, drops ESP for local addresses with unknown SPIs, and
 //! passes everything else (IKE, NAT keepalives, ARP, fragments) to the kernel, counting every
 //! frame. [`Classifier`] loads it with its maps pinned in a per-instance bpffs directory,
-//! attaches it and writes the maps; [`abi`] mirrors the records of `bpf/roamgate_abi.h`.
+//! attaches it and writes the maps; [`abi`] mirrors the records of `bpf/roamgate_abi.h`;
+//! [`tables`] maps the SA and endpoint tables shared by the control process and the gateway.
+//!
+//! On LAN interfaces (see [`Classifier::set_iface`]) the program steers packets to protected
+//! prefixes to the AF_XDP sockets instead.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod abi;
@@ -13,7 +17,12 @@ mod bpffs;
 mod classifier;
 mod counters;
 mod error;
+pub mod tables;
 
 pub use classifier::{AttachMode, Classifier, Iface, PROGRAM_NAME, XdpAction, remove_pins};
 pub use counters::Counters;
 pub use error::{EbpfError, Result};
+pub use tables::{
+    Cipher, Direction, Endpoint, EndpointTable, NextHop, Prefix, SaLimits, SaMode, SaSpec, SaTable,
+    WorkerCounters,
+};

@@ -69,6 +69,30 @@ drop_reasons! {
     SequenceExhausted => "sequence_exhausted",
     /// The SA passed its hard lifetime (bytes or packets).
     HardLifetime => "hard_lifetime",
+    /// A LAN packet to no protected prefix (its SA went away after the XDP program steered
+    /// it).
+    NoOutboundSa => "no_outbound_sa",
+    /// The inner addresses are outside the SA's traffic selectors ([RFC 4301 § 5.2]: "the
+    /// packet … MUST be discarded").
+    ///
+    /// [RFC 4301 § 5.2]: https://www.rfc-editor.org/rfc/rfc4301#section-5.2
+    TrafficSelector => "traffic_selector",
+    /// The outbound SA has no endpoint (no peer address) yet.
+    NoEndpoint => "no_endpoint",
+    /// The inner TTL or hop limit ran out while forwarding.
+    TtlExpired => "ttl_expired",
+    /// The frame carries neither IPv4 nor IPv6 (or is VLAN-tagged, which the workers do not
+    /// forward).
+    NotIp => "not_ip",
+    /// The outer IPv4 packet would need fragmenting (inner DF clear, larger than the path
+    /// MTU); outer fragmentation is not done by the workers.
+    OuterFragmentationNeeded => "outer_fragmentation_needed",
+    /// The egress socket's TX ring was full.
+    TxRingFull => "tx_ring_full",
+    /// The egress socket had no free frame to copy into.
+    NoTxFrame => "no_tx_frame",
+    /// Handing a packet to the kernel (the exception path) failed.
+    ExceptionFailed => "exception_failed",
 }
 
 impl fmt::Display for DropReason {

@@ -10,8 +10,11 @@
 //! measurements behind the choice of AES-GCM implementation.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod config;
+pub mod dataplane;
 pub mod drop;
 pub mod esp;
+pub mod netlink;
 pub mod wire;
 pub mod xsk;
 

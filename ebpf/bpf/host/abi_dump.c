@@ -38,16 +38,93 @@ int main(void)
 	FIELD(rg_spi_value, flags);
 	FIELD(rg_spi_value, pad);
 
+	RECORD(rg_iface);
+	FIELD(rg_iface, role);
+	FIELD(rg_iface, xsk_base);
+
+	RECORD(rg_lpm_v4);
+	FIELD(rg_lpm_v4, prefixlen);
+	FIELD(rg_lpm_v4, addr);
+
+	RECORD(rg_lpm_v6);
+	FIELD(rg_lpm_v6, prefixlen);
+	FIELD(rg_lpm_v6, addr);
+
+	RECORD(rg_prefix_value);
+	FIELD(rg_prefix_value, sa_slot);
+
+	RECORD(rg_prefix);
+	FIELD(rg_prefix, addr);
+	FIELD(rg_prefix, family);
+	FIELD(rg_prefix, prefixlen);
+	FIELD(rg_prefix, pad);
+
+	RECORD(rg_sa);
+	FIELD(rg_sa, seq);
+	FIELD(rg_sa, generation);
+	FIELD(rg_sa, spi);
+	FIELD(rg_sa, state);
+	FIELD(rg_sa, direction);
+	FIELD(rg_sa, mode);
+	FIELD(rg_sa, cipher);
+	FIELD(rg_sa, flags);
+	FIELD(rg_sa, key_len);
+	FIELD(rg_sa, n_local_ts);
+	FIELD(rg_sa, n_remote_ts);
+	FIELD(rg_sa, key);
+	FIELD(rg_sa, soft_bytes);
+	FIELD(rg_sa, hard_bytes);
+	FIELD(rg_sa, soft_packets);
+	FIELD(rg_sa, hard_packets);
+	FIELD(rg_sa, beet_src);
+	FIELD(rg_sa, beet_dst);
+	FIELD(rg_sa, local_ts);
+	FIELD(rg_sa, remote_ts);
+
+	RECORD(rg_endpoint);
+	FIELD(rg_endpoint, seq);
+	FIELD(rg_endpoint, generation);
+	FIELD(rg_endpoint, local);
+	FIELD(rg_endpoint, remote);
+	FIELD(rg_endpoint, family);
+	FIELD(rg_endpoint, flags);
+	FIELD(rg_endpoint, local_port);
+	FIELD(rg_endpoint, remote_port);
+	FIELD(rg_endpoint, pad);
+	FIELD(rg_endpoint, egress_ifindex);
+	FIELD(rg_endpoint, next_hop_mac);
+	FIELD(rg_endpoint, src_mac);
+
 	CONST(RG_LOCAL_ADDRS_MAX);
 	CONST(RG_SPI_INDEX_MAX);
 	CONST(RG_XSK_MAP_MAX);
 	CONST(RG_COUNTERS_MAX);
+	CONST(RG_IFACES_MAX);
+	CONST(RG_SA_MAX);
+	CONST(RG_PREFIXES_MAX);
+	CONST(RG_WORKERS_MAX);
+	CONST(RG_GW_CNT_STRIDE);
+	CONST(RG_GW_COUNTERS_MAX);
 	CONST(RG_IKE_PORT);
 	CONST(RG_NATT_PORT);
 	CONST(RG_FAMILY_IPV4);
 	CONST(RG_FAMILY_IPV6);
 	CONST(RG_SPI_F_UDP_ENCAP);
 	CONST(RG_IPV6_EXT_MAX);
+	CONST(RG_IFACE_ROLE_WAN);
+	CONST(RG_IFACE_ROLE_LAN);
+	CONST(RG_SA_STATE_EMPTY);
+	CONST(RG_SA_STATE_ACTIVE);
+	CONST(RG_SA_DIR_IN);
+	CONST(RG_SA_DIR_OUT);
+	CONST(RG_SA_MODE_TUNNEL);
+	CONST(RG_SA_MODE_BEET);
+	CONST(RG_SA_CIPHER_AES128GCM16);
+	CONST(RG_SA_CIPHER_AES256GCM16);
+	CONST(RG_SA_F_ESN);
+	CONST(RG_SA_KEY_MAX);
+	CONST(RG_SA_TS_MAX);
+	CONST(RG_EP_F_UDP_ENCAP);
 	CONST(RG_CNT_ESP);
 	CONST(RG_CNT_ESP_IN_UDP);
 	CONST(RG_CNT_IKE);
@@ -61,6 +138,10 @@ int main(void)
 	CONST(RG_CNT_FRAGMENT);
 	CONST(RG_CNT_IPV6_EXT_LIMIT);
 	CONST(RG_CNT_IPV4_BAD_IHL);
+	CONST(RG_CNT_LAN_REDIRECTED);
+	CONST(RG_CNT_LAN_NO_XSK);
+	CONST(RG_CNT_LAN_PASSED);
+	CONST(RG_CNT_LAN_TTL_EXPIRED);
 	CONST(RG_CNT_MAX);
 	return 0;
 }

@@ -15,5 +15,5 @@ mod umem;
 
 pub use config::{BindMode, BusyPoll, MIN_BATCH, XskConfig};
 pub use error::XskError;
-pub use socket::{Desc, XskSocket, XskStats};
+pub use socket::{Desc, XskSocket, XskStats, rx_queues};
 pub use umem::{FrameCounts, Owner};

@@ -133,7 +133,7 @@ struct IfreqData {
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
 
 /// RX queues of `ifname` (ethtool `GCHANNELS`), or `None` if the driver does not say.
-fn rx_queues(ifname: &str) -> Option<u32> {
+pub fn rx_queues(ifname: &str) -> Option<u32> {
     let mut ch = EthtoolChannels {
         cmd: ETHTOOL_GCHANNELS,
         ..EthtoolChannels::default()

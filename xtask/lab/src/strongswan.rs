@@ -308,6 +308,16 @@ impl Charon {
         .map(|_| ())
     }
 
+    /// Rekeys CHILD_SA `child` (`swanctl --rekey --child`).
+    pub fn rekey_child(&self, child: &str) -> Result<()> {
+        self.swanctl(&["--rekey", "--child", child]).map(|_| ())
+    }
+
+    /// Rekeys IKE SA `ike` (`swanctl --rekey --ike`).
+    pub fn rekey_ike(&self, ike: &str) -> Result<()> {
+        self.swanctl(&["--rekey", "--ike", ike]).map(|_| ())
+    }
+
     /// Terminates IKE SA `ike`.
     pub fn terminate(&self, ike: &str) -> Result<()> {
         self.swanctl(&["--terminate", "--ike", ike, "--timeout", "10"])
@@ -356,6 +366,10 @@ pub struct IkeSa {
     pub name: String,
     /// ESTABLISHED, CONNECTING, …
     pub state: String,
+    /// The initiator's IKE SPI, hex (16 digits).
+    pub spi_i: String,
+    /// The responder's IKE SPI, hex.
+    pub spi_r: String,
     /// The local address and port, `198.18.1.2[4500]`.
     pub local: String,
     /// The remote address and port.
@@ -407,9 +421,19 @@ pub fn parse_list_sas(text: &str) -> Vec<IkeSa> {
             let mut parts = t.split(", ");
             let name = parts.next().and_then(|p| p.split(':').next()).unwrap_or("");
             let state = parts.next().unwrap_or("");
+            // `IKEv2, 8c1e0a6b3f9d2e01_i* 1b2c3d4e5f607182_r`: the star marks our side.
+            let spis = parts.nth(1).unwrap_or("");
+            let spi = |suffix: &str| {
+                spis.split_whitespace()
+                    .find_map(|s| s.trim_end_matches('*').strip_suffix(suffix))
+                    .unwrap_or("")
+                    .to_string()
+            };
             sas.push(IkeSa {
                 name: name.into(),
                 state: state.into(),
+                spi_i: spi("_i"),
+                spi_r: spi("_r"),
                 ..IkeSa::default()
             });
             continue;
@@ -656,6 +680,8 @@ home: #1, ESTABLISHED, IKEv2, 8c1e0a6b3f9d2e01_i* 1b2c3d4e5f607182_r
         let sa = &sas[0];
         assert_eq!(sa.name, "home");
         assert_eq!(sa.state, "ESTABLISHED");
+        assert_eq!(sa.spi_i, "8c1e0a6b3f9d2e01");
+        assert_eq!(sa.spi_r, "1b2c3d4e5f607182");
         assert_eq!(sa.local, "198.18.1.2[4500]");
         assert_eq!(sa.remote_addr(), "198.18.1.1");
         assert_eq!(sa.local_vips, vec!["10.200.0.1".to_string()]);

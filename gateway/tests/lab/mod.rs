@@ -1,0 +1,337 @@
+//! Support for the lab tests: two gateways site to site (topology (b)), each running the data
+//! plane in its own namespace with static SAs, and what the tests read back.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support code"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use roamgate_ebpf::WorkerCounters;
+use roamgate_gateway::DropReason;
+use roamgate_gateway::config::GatewayConfig;
+use roamgate_gateway::dataplane::{Forward, Gateway};
+use roamgate_lab::Netns;
+use roamgate_lab::topology::{Options, SiteToSite};
+
+pub const KEY_AB: &str = "000102030405060708090a0b0c0d0e0f10111213";
+pub const KEY_BA: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3";
+pub const SPI_AB: u32 = 0x0000_a001;
+pub const SPI_BA: u32 = 0x0000_b001;
+/// The outbound SA's slot of the first `[[sa]]` (its endpoint lives there too).
+pub const OUT_SLOT: u32 = 1;
+
+/// Fails the test, loudly and with the reason, unless it runs as root.
+pub fn require_root() {
+    if let Err(e) = roamgate_lab::require_root() {
+        panic!("{e}");
+    }
+}
+
+/// A pin directory of its own, removed (with its pinned maps) on drop.
+pub struct PinDir(pub PathBuf);
+
+impl PinDir {
+    pub fn new(tag: &str) -> PinDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        PinDir(
+            Path::new("/sys/fs/bpf/roamgate-test")
+                .join(format!("{}-{n}-{tag}", std::process::id())),
+        )
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = roamgate_ebpf::remove_pins(&self.0);
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// How the SA pair is encapsulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encap {
+    /// Raw ESP (IP protocol 50) over IPv4, tunnel mode.
+    Esp,
+    /// ESP in UDP 4500 (RFC 3948) over IPv4, tunnel mode.
+    Udp,
+    /// Raw ESP over IPv6 (the uplinks' IPv6 addresses), tunnel mode.
+    Ipv6Outer,
+    /// Raw ESP over IPv4 in BEET mode between the two LAN hosts' IPv4 addresses.
+    Beet,
+}
+
+/// The TOML of one gateway: host number `h` (1 = A, 2 = B).
+pub fn config_text(pin_dir: &Path, h: u8, encap: Encap) -> String {
+    let (me, peer) = (h, 3 - h);
+    let (spi_in, spi_out, key_in, key_out) = if h == 1 {
+        (SPI_BA, SPI_AB, KEY_BA, KEY_AB)
+    } else {
+        (SPI_AB, SPI_BA, KEY_AB, KEY_BA)
+    };
+    let lme = 100 + u32::from(me);
+    let lpeer = 100 + u32::from(peer);
+    let (xme, xpeer) = (0x64 + u32::from(me), 0x64 + u32::from(peer));
+    let (local, remote) = match encap {
+        Encap::Ipv6Outer => (format!("fd00:18:1::{me}"), format!("fd00:18:1::{peer}")),
+        _ => (format!("198.18.1.{me}"), format!("198.18.1.{peer}")),
+    };
+    let mut extra = match encap {
+        Encap::Udp => "udp_encap = true\n".to_string(),
+        Encap::Beet => format!(
+            "mode = \"beet\"\nbeet_local = \"10.{lme}.0.2\"\nbeet_remote = \"10.{lpeer}.0.2\"\n"
+        ),
+        _ => String::new(),
+    };
+    if encap == Encap::Beet {
+        extra +=
+            &format!("local_ts = [\"10.{lme}.0.2/32\"]\nremote_ts = [\"10.{lpeer}.0.2/32\"]\n");
+    } else {
+        extra += &format!(
+            "local_ts = [\"10.{lme}.0.0/24\", \"fd00:{xme:x}::/64\"]\nremote_ts = [\"10.{lpeer}.0.0/24\", \"fd00:{xpeer:x}::/64\"]\n"
+        );
+    }
+    format!(
+        r#"[gateway]
+pin_dir = "{pin}"
+queues = 1
+frame_count = 2048
+ring_size = 512
+batch_size = 64
+
+[[interface]]
+name = "wan1"
+role = "wan"
+
+[[interface]]
+name = "wan2"
+role = "wan"
+
+[[interface]]
+name = "lan"
+role = "lan"
+
+[[sa]]
+name = "site{peer}"
+spi_in = {spi_in}
+spi_out = {spi_out}
+cipher = "aes128gcm16"
+key_in = "{key_in}"
+key_out = "{key_out}"
+local = "{local}"
+remote = "{remote}"
+{extra}"#,
+        pin = pin_dir.display(),
+    )
+}
+
+/// Two gateways running site to site over the lab.
+pub struct Sites {
+    // Drop order: gateways (detach XDP), pins, then the namespaces.
+    pub a: Gateway,
+    pub b: Gateway,
+    pub pins_a: PinDir,
+    pub pins_b: PinDir,
+    pub lab: SiteToSite,
+}
+
+pub fn start_gateway(ns: &Netns, pins: &PinDir, h: u8, encap: Encap) -> Gateway {
+    start_with(ns, &config_text(&pins.0, h, encap))
+}
+
+/// Starts a gateway in `ns` from the configuration `text`.
+pub fn start_with(ns: &Netns, text: &str) -> Gateway {
+    let config =
+        GatewayConfig::parse(Path::new("lab.toml"), text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    ns.enter(|| Gateway::start(&config))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("starting the gateway in {}: {e}", ns.name()))
+}
+
+/// The site-to-site topology, ready for AF_XDP on veth.
+pub fn topology() -> SiteToSite {
+    require_root();
+    let lab = SiteToSite::build(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    // veth hands AF_XDP (copy mode) packets whose TCP/UDP checksum the sender left to the
+    // "hardware" (CHECKSUM_PARTIAL); a real NIC's receive path never does. Make the LAN hosts
+    // compute their checksums, as hosts behind a real NIC do.
+    for host in [&lab.lana.ns, &lab.lanb.ns] {
+        host.exec("ethtool", &["-K", "eth0", "tx", "off"])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    lab
+}
+
+pub fn sites(tag: &str, encap: Encap) -> Sites {
+    let lab = topology();
+    let pins_a = PinDir::new(&format!("{tag}-a"));
+    let pins_b = PinDir::new(&format!("{tag}-b"));
+    let a = start_gateway(&lab.gwa.ns, &pins_a, 1, encap);
+    let b = start_gateway(&lab.gwb.ns, &pins_b, 2, encap);
+    Sites {
+        a,
+        b,
+        pins_a,
+        pins_b,
+        lab,
+    }
+}
+
+/// A worker counter summed over workers.
+pub fn drops(pin_dir: &Path, reason: DropReason) -> u64 {
+    WorkerCounters::open(pin_dir).unwrap().total(reason as u32)
+}
+
+/// A forwarding counter summed over workers.
+pub fn forwarded(pin_dir: &Path, f: Forward) -> u64 {
+    WorkerCounters::open(pin_dir).unwrap().total(f.slot())
+}
+
+/// Every non-zero worker counter, for messages.
+pub fn show(pin_dir: &Path) -> String {
+    let c = WorkerCounters::open(pin_dir).unwrap();
+    let mut out = Vec::new();
+    for r in DropReason::ALL {
+        let n = c.total(*r as u32);
+        if n > 0 {
+            out.push(format!("{}={n}", r.name()));
+        }
+    }
+    for f in Forward::ALL {
+        let n = c.total(f.slot());
+        if n > 0 {
+            out.push(format!("{}={n}", f.name()));
+        }
+    }
+    out.join(" ")
+}
+
+/// Counts, with nftables in `ns`, inbound ESP and UDP 4500 that reach the kernel's IP layer.
+pub fn count_esp_in_kernel(ns: &Netns) {
+    let rules = "table inet rgcount {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300;\n\t\tmeta l4proto esp counter name esp_in\n\t\tudp dport 4500 counter name natt_in\n\t}\n\tcounter esp_in {}\n\tcounter natt_in {}\n}\n";
+    roamgate_lab::topology::load_nft(ns, rules).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The packets an nft named counter of [`count_esp_in_kernel`] saw.
+pub fn kernel_counter(ns: &Netns, name: &str) -> u64 {
+    let text = ns
+        .exec_text("nft", &["list", "counter", "inet", "rgcount", name])
+        .unwrap_or_else(|e| panic!("{e}"));
+    text.split("packets ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packet count in {text}"))
+}
+
+/// The MAC address of `dev` in `ns`.
+pub fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
+    let text = ns.ip(&["link", "show", "dev", dev]).unwrap();
+    let hex = text
+        .split("link/ether ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no MAC in {text}"));
+    let mut mac = [0u8; 6];
+    for (m, h) in mac.iter_mut().zip(hex.split(':')) {
+        *m = u8::from_str_radix(h, 16).unwrap();
+    }
+    mac
+}
+
+/// An AF_PACKET socket bound to one interface, for sending whole crafted frames.
+pub struct RawLink {
+    fd: std::os::fd::OwnedFd,
+    ifindex: i32,
+}
+
+impl RawLink {
+    /// Opens it on `dev` inside `ns`.
+    pub fn open(ns: &Netns, dev: &str) -> RawLink {
+        use std::os::fd::FromRawFd;
+        let ifindex = ns.ifindex(dev).unwrap_or_else(|e| panic!("{e}"));
+        let raw = ns
+            .enter(|| {
+                let proto = (libc::ETH_P_ALL as u16).to_be();
+                // SAFETY: no memory preconditions; the result is checked.
+                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) }
+            })
+            .unwrap();
+        assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+        RawLink {
+            // SAFETY: raw is a fresh descriptor nothing else owns.
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) },
+            ifindex: ifindex as i32,
+        }
+    }
+
+    /// Sends one frame (Ethernet header included).
+    pub fn send(&self, frame: &[u8]) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = self.ifindex;
+        sll.sll_halen = 6;
+        // SAFETY: frame and sll are valid for the lengths given.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert!(rc >= 0, "{}", std::io::Error::last_os_error());
+    }
+}
+
+/// A small deterministic generator for crafted frames.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Ethernet + IPv4 (`src` → `dst`, protocol `proto`) around `payload`.
+pub fn ipv4_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    let total = (20 + payload.len()) as u16;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&dst);
+    let c = roamgate_gateway::wire::checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(payload);
+    f
+}
