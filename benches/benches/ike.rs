@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use roamgate_benches::{median, write_results};
 use roamgate_control::crypto::Secret;
-use roamgate_control::crypto::proposal::{Protocol, ProposalSpec};
+use roamgate_control::crypto::proposal::{ProposalSpec, Protocol};
 use roamgate_control::daemon::signals::{Signals, wait_readable};
 use roamgate_control::daemon::udp::IkeSocket;
 use roamgate_control::daemon::{Daemon, DaemonSettings};
@@ -57,28 +57,39 @@ fn spec(protocol: Protocol, s: &str) -> ProposalSpec {
     ProposalSpec::parse(protocol, s).expect("valid proposal")
 }
 
-fn any_v4() -> TrafficSelector {
-    TrafficSelector::Ipv4(AddressRange::any(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST))
+/// The load generator's inner side. It must not cover the IKE addresses: charon's
+/// kernel-libipsec routes the peer's traffic selectors into its TUN device.
+const GENERATOR_NET: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 200, 0, 0), Ipv4Addr::new(10, 200, 0, 255));
+
+fn generator_ts() -> TrafficSelector {
+    TrafficSelector::Ipv4(AddressRange::any(GENERATOR_NET.0, GENERATOR_NET.1))
 }
 
 fn lan_ts() -> TrafficSelector {
     TrafficSelector::Ipv4(AddressRange::any(LAN.0, LAN.1))
 }
 
-fn connection(name: &str, initiator: bool, peer: Option<Ipv4Addr>) -> ConnectionConfig {
+/// A connection from `local` (if given) to `peer` (if given).
+fn connection(
+    name: &str,
+    initiator: bool,
+    local: Option<Ipv4Addr>,
+    peer: Option<Ipv4Addr>,
+) -> ConnectionConfig {
     let (local_id, remote_id) = if initiator {
         (Identification::rfc822(RW_ID), Identification::fqdn(GW_ID))
     } else {
         (Identification::fqdn(GW_ID), Identification::rfc822(RW_ID))
     };
     let (local_ts, remote_ts) = if initiator {
-        (any_v4(), lan_ts())
+        (generator_ts(), lan_ts())
     } else {
-        (lan_ts(), any_v4())
+        (lan_ts(), generator_ts())
     };
     ConnectionConfig {
         name: name.into(),
-        local_addrs: vec![],
+        local_addrs: local.map(IpAddr::V4).into_iter().collect(),
         remote_addrs: peer.map(IpAddr::V4).into_iter().collect(),
         ike_proposals: vec![spec(Protocol::Ike, PROPOSAL)],
         local_id,
@@ -114,11 +125,21 @@ fn engine_config(connection: ConnectionConfig) -> EngineConfig {
 /// The child process: roamgate's daemon as responder on `listen`, until SIGTERM.
 fn responder_main(listen: &str) -> Result<()> {
     let addr: Ipv4Addr = listen.parse().context("responder address")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let signals = Signals::new()?;
     let settings = DaemonSettings {
-        listen: vec![SocketAddr::new(IpAddr::V4(addr), 500)],
+        listen: vec![
+            SocketAddr::new(IpAddr::V4(addr), 500),
+            SocketAddr::new(IpAddr::V4(addr), 4500),
+        ],
     };
-    let config = engine_config(connection("bench", false, None));
+    let config = engine_config(connection("bench", false, Some(addr), None));
     let daemon = Daemon::new(
         Box::new(move || Ok((settings.clone(), config.clone()))),
         Box::new(MemorySaSink::new()),
@@ -137,16 +158,20 @@ struct Load {
     elapsed: Duration,
 }
 
-/// Drives handshakes from `ns` to `target` for [`DURATION`] with [`WINDOW`] in flight.
-fn generate(ns: &Netns, target: Ipv4Addr) -> Result<Load> {
-    let socket = ns
-        .enter(|| IkeSocket::bind("0.0.0.0:500".parse().expect("literal")))?
-        .context("binding the load generator's IKE socket")?;
+/// Drives handshakes from `local` in `ns` to `target` for [`DURATION`] with [`WINDOW`] in
+/// flight.
+fn generate(ns: &Netns, local: Ipv4Addr, target: Ipv4Addr) -> Result<Load> {
+    let sockets = ns.enter(|| -> std::io::Result<Vec<IkeSocket>> {
+        [500, 4500]
+            .iter()
+            .map(|&port| IkeSocket::bind(SocketAddr::new(IpAddr::V4(local), port)))
+            .collect()
+    })??;
     let rng = Box::new(|buf: &mut [u8]| {
         aws_lc_rs::rand::fill(buf).expect("OS random number generator");
     });
     let mut engine = Engine::new(
-        engine_config(connection("bench", true, Some(target))),
+        engine_config(connection("bench", true, Some(local), Some(target))),
         rng,
     );
     let mut buf = vec![0u8; 65_535];
@@ -167,6 +192,10 @@ fn generate(ns: &Netns, target: Ipv4Addr) -> Result<Load> {
             break;
         }
         while let Some(t) = engine.poll_transmit() {
+            let socket = sockets
+                .iter()
+                .find(|s| s.bound().port() == t.local.port())
+                .context("no socket for the engine's local port")?;
             socket
                 .send(t.local.ip(), t.remote, &t.payload)
                 .context("sending")?;
@@ -196,7 +225,12 @@ fn generate(ns: &Netns, target: Ipv4Addr) -> Result<Load> {
             .map(|t| t.saturating_duration_since(Instant::now()))
             .unwrap_or(Duration::from_millis(10))
             .min(Duration::from_millis(10));
-        if wait_readable(&[std::os::fd::AsRawFd::as_raw_fd(&socket)], Some(wait))?[0] {
+        let fds: Vec<_> = sockets
+            .iter()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .collect();
+        let ready = wait_readable(&fds, Some(wait))?;
+        for (socket, _) in sockets.iter().zip(ready).filter(|(_, r)| *r) {
             while let Some(r) = socket.recv(&mut buf)? {
                 if r.len <= buf.len() {
                     engine.handle_datagram(Instant::now(), r.local, r.remote, &buf[..r.len]);
@@ -247,9 +281,9 @@ struct Figures {
     bytes_per_sa: f64,
 }
 
-fn measure(load_ns: &Netns, target: Ipv4Addr, pid: u32) -> Result<Figures> {
+fn measure(load_ns: &Netns, local: Ipv4Addr, target: Ipv4Addr, pid: u32) -> Result<Figures> {
     let (cpu0, rss0) = usage(pid)?;
-    let load = generate(load_ns, target)?;
+    let load = generate(load_ns, local, target)?;
     let (cpu1, rss1) = usage(pid)?;
     if load.established == 0 {
         bail!("no handshake completed ({} failed)", load.failed);
@@ -276,7 +310,10 @@ impl RoamgateResponder {
             .args(["netns", "exec", ns.name()])
             .arg(exe)
             .env(RESPONDER_ENV, listen.to_string())
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("ROAMGATE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .context("starting roamgate's responder")?;
@@ -320,6 +357,7 @@ fn charon_responder(lab: &Lab, ns: &Netns, listen: Ipv4Addr) -> Result<Charon> {
                             "net",
                             Section::new()
                                 .set("local_ts", "10.101.0.0/24")
+                                .set("remote_ts", "10.200.0.0/24")
                                 .set("esp_proposals", ESP_PROPOSAL),
                         ),
                     ),
@@ -335,12 +373,17 @@ fn charon_responder(lab: &Lab, ns: &Netns, listen: Ipv4Addr) -> Result<Charon> {
                     .set("secret", format!("\"{}\"", params.psk)),
             ),
         );
+    // Quiet logs, as a production responder under load would run (ROAMGATE_BENCH_LOG keeps the
+    // lab's levels for debugging).
+    let quiet = std::env::var_os("ROAMGATE_BENCH_LOG").is_none();
     let options = CharonOptions {
         log_levels: ["default", "ike", "knl", "net", "cfg"]
             .iter()
+            .filter(|_| quiet)
             .map(|s| (*s, 0))
             .collect(),
         settings: vec![
+            ("dos_protection", "no".into()),
             ("cookie_threshold", "1000000".into()),
             ("block_threshold", "1000000".into()),
             ("init_limit_half_open", "0".into()),
@@ -367,28 +410,35 @@ fn main() -> Result<()> {
         let lab = Lab::new(&format!("bench_ike_{run}"))?;
         let topo = RoadWarrior::build(Options::default())?;
         let target = topo.gw.uplink(0).v4;
+        let local = topo.rw.uplink(0).v4;
         {
             let responder = RoamgateResponder::start(&topo.gw.ns, target)?;
-            let f = measure(&topo.rw.ns, target, responder.child.id())
+            let f = measure(&topo.rw.ns, local, target, responder.child.id())
                 .context("roamgate responder")?;
             println!("run {run}: roamgate {f:?}");
             ours.push(f);
         }
         {
             let charon = charon_responder(&lab, &topo.gw.ns, target)?;
-            let f = measure(&topo.rw.ns, target, charon.pid()).context("charon responder")?;
+            let f =
+                measure(&topo.rw.ns, local, target, charon.pid()).context("charon responder")?;
             println!("run {run}: charon   {f:?}");
             theirs.push(f);
         }
     }
-    let pick = |v: &[Figures], f: fn(&Figures) -> f64| median(&mut v.iter().map(f).collect::<Vec<_>>());
+    let pick =
+        |v: &[Figures], f: fn(&Figures) -> f64| median(&mut v.iter().map(f).collect::<Vec<_>>());
     let (r_rate, c_rate) = (pick(&ours, |f| f.rate), pick(&theirs, |f| f.rate));
     let (r_cpu, c_cpu) = (pick(&ours, |f| f.cpu_us), pick(&theirs, |f| f.cpu_us));
     let (r_mem, c_mem) = (
         pick(&ours, |f| f.bytes_per_sa),
         pick(&theirs, |f| f.bytes_per_sa),
     );
-    let mut ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a.rate / b.rate).collect();
+    let mut ratios: Vec<f64> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| a.rate / b.rate)
+        .collect();
     let table = format!(
         "| responder | handshakes/s | CPU per handshake | memory per IKE SA |\n\
          |---|---|---|---|\n\

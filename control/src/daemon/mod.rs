@@ -92,6 +92,9 @@ enum Request {
         std::sync::mpsc::Sender<Result<IkeSaHandle, CommandError>>,
     ),
     TerminateIke(IkeSaHandle),
+    TerminateChild(IkeSaHandle, u32),
+    RekeyChild(IkeSaHandle, u32),
+    RekeyIke(IkeSaHandle),
     SendDpd(IkeSaHandle),
 }
 
@@ -154,6 +157,21 @@ impl DaemonHandle {
     /// Deletes an IKE SA (INFORMATIONAL with DELETE).
     pub fn terminate_ike(&self, handle: IkeSaHandle) {
         self.push(Request::TerminateIke(handle));
+    }
+
+    /// Deletes the CHILD_SA with inbound SPI `inbound_spi` of an IKE SA.
+    pub fn terminate_child(&self, handle: IkeSaHandle, inbound_spi: u32) {
+        self.push(Request::TerminateChild(handle, inbound_spi));
+    }
+
+    /// Rekeys the CHILD_SA with inbound SPI `inbound_spi` (CREATE_CHILD_SA with REKEY_SA).
+    pub fn rekey_child(&self, handle: IkeSaHandle, inbound_spi: u32) {
+        self.push(Request::RekeyChild(handle, inbound_spi));
+    }
+
+    /// Rekeys an IKE SA (CREATE_CHILD_SA for a new IKE SA, RFC 7296 § 2.18).
+    pub fn rekey_ike(&self, handle: IkeSaHandle) {
+        self.push(Request::RekeyIke(handle));
     }
 
     /// Sends a liveness check on an IKE SA.
@@ -344,6 +362,21 @@ impl Daemon {
                     Request::TerminateIke(h) => {
                         if let Err(e) = self.engine.terminate_ike(now, h) {
                             tracing::warn!(error = %e, "terminate");
+                        }
+                    }
+                    Request::TerminateChild(h, spi) => {
+                        if let Err(e) = self.engine.terminate_child(now, h, spi) {
+                            tracing::warn!(error = %e, "terminate CHILD_SA");
+                        }
+                    }
+                    Request::RekeyChild(h, spi) => {
+                        if let Err(e) = self.engine.rekey_child(now, h, spi) {
+                            tracing::warn!(error = %e, "rekey CHILD_SA");
+                        }
+                    }
+                    Request::RekeyIke(h) => {
+                        if let Err(e) = self.engine.rekey_ike(now, h) {
+                            tracing::warn!(error = %e, "rekey IKE SA");
                         }
                     }
                     Request::SendDpd(h) => {
