@@ -13,4 +13,5 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod engine;
+pub mod pinned_sink;
 pub mod wire;
