@@ -28,6 +28,10 @@ pub(crate) const PACKAGES: &[(&str, &str)] = &[
         "kernel-libipsec: userspace ESP for the peer",
     ),
     ("iperf3", "throughput in the lab"),
+    (
+        "ethtool",
+        "turns off checksum offload on lab hosts behind the AF_XDP gateway",
+    ),
     ("tshark", "dissects IKEv2 and ESP captures"),
     ("iputils-ping", "reachability in the lab"),
     ("prometheus", "scrapes the metrics in the demo and tests"),

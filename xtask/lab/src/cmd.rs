@@ -13,6 +13,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("pki", "strongswan-pki"),
     ("/usr/lib/ipsec/charon", "strongswan-charon"),
     ("iperf3", "iperf3"),
+    ("ethtool", "ethtool"),
     ("ping", "iputils-ping"),
     ("tshark", "tshark"),
     ("unshare", "util-linux"),
