@@ -1,55 +1,25 @@
 //! strongSwan 5.9.8 (kernel-libipsec) produces ESP in the lab; roamgate decapsulates it.
 //!
 //! Topology (a) of docs/lab.md with strongSwan at both ends. The gateway's charon logs the
-//! CHILD_SA keys (`chd` at level 4: "encryption initiator key", "encryption responder key"); we
-//! raise that level after `Charon::start` by adding `chd = 4` to the lab's strongswan.conf and
-//! `swanctl --reload-settings`. tshark captures the gateway's first WAN link while the road
+//! CHILD_SA keys (`chd` at level 4: "encryption initiator key", "encryption responder key").
+//! tshark captures the gateway's first WAN link while the road
 //! warrior pings the LAN host through the tunnel; every ESP packet of both directions must
 //! decapsulate with roamgate into the ICMP echo request or reply that was sent.
 //!
 //! Needs root, strongSwan and tshark (`cargo xtask deps`): fails, saying what is missing,
 //! without them.
 
-mod common;
+use std::time::Duration;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::read_pcap_ip;
 use roamgate_gateway::esp::{Decapsulated, InboundSa, Lifetime, Mode, SaConfig, decapsulate};
 use roamgate_gateway::wire::ip::Ipv4Packet;
-use roamgate_lab::strongswan::{self, Charon, TunnelParams};
+use roamgate_lab::Lab;
+use roamgate_lab::capture::Capture;
+use roamgate_lab::pcap::read_pcap_ip;
+use roamgate_lab::strongswan::{self, Charon, CharonOptions, TunnelParams};
 use roamgate_lab::topology::{Options, RoadWarrior};
-use roamgate_lab::{Lab, Netns};
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// Adds `chd = 4` to the filelog of the charon in `ns` and makes it reload its settings.
-fn log_child_keys(ns: &Netns, charon: &Charon) -> R<()> {
-    let path = ns.etc_dir().join("strongswan.conf");
-    let conf = std::fs::read_to_string(&path)?;
-    let Some(at) = conf.find("cfg = 1\n") else {
-        return Err(format!(
-            "{} has no filelog `cfg = 1` line to extend:\n{conf}",
-            path.display()
-        )
-        .into());
-    };
-    let indent: String = conf[..at]
-        .rsplit('\n')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take_while(|c| c.is_whitespace())
-        .collect();
-    let mut new = conf.clone();
-    new.insert_str(at + "cfg = 1\n".len(), &format!("{indent}chd = 4\n"));
-    // Write in place: `ip netns exec` bind-mounts this very file over /etc/strongswan.conf.
-    std::fs::write(&path, new)?;
-    charon.swanctl(&["--reload-settings"])?;
-    Ok(())
-}
 
 /// The CHILD_SA keys from a charon log: (initiator, responder) key material, the last pair.
 fn child_keys(log: &str) -> Option<(Vec<u8>, Vec<u8>)> {
@@ -89,62 +59,6 @@ fn child_keys(log: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     ))
 }
 
-/// tshark capturing on `ifname` in `ns` into `file`; returns once it captures.
-fn capture(ns: &Netns, ifname: &str, file: &std::path::Path) -> R<Child> {
-    let mut child = ns
-        .command("tshark")
-        .args([
-            "-n",
-            "-i",
-            ifname,
-            "-f",
-            "udp port 4500 or esp",
-            "-F",
-            "pcap",
-            "-w",
-        ])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("starting tshark (apt-get install tshark): {e}"))?;
-    let stderr = child.stderr.take().ok_or("tshark has no stderr")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            if line.contains("Capturing on") {
-                return Ok(child);
-            }
-            seen += &line;
-            seen.push('\n');
-        }
-    }
-    let _ = child.kill();
-    Err(format!("tshark did not start capturing on {ifname}: {seen}").into())
-}
-
-fn stop(mut child: Child) -> R<()> {
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill()?;
-    Err("tshark did not stop on SIGINT".into())
-}
-
 fn spi_of(hex: &str) -> R<u32> {
     Ok(u32::from_str_radix(hex, 16).map_err(|e| format!("SPI {hex:?}: {e}"))?)
 }
@@ -161,12 +75,26 @@ fn interop(name: &str, esp_proposals: &str, keymat_len: usize) -> R<()> {
     let lan_side = topo.gw.lan.clone().ok_or("the gateway has no LAN")?;
     let gw_conf = strongswan::road_warrior_gateway(&params, &gw_addrs, &lan_side.prefix_v4);
     let rw_conf = strongswan::road_warrior_client(&params, &gw_addrs, &lan_side.prefix_v4);
-    let gw = Charon::start(&lab, &topo.gw.ns, "gw", &gw_conf)?;
-    log_child_keys(&topo.gw.ns, &gw)?;
+    // charon logs the CHILD_SA keys with `chd` at level 4.
+    let gw = Charon::start_with(
+        &lab,
+        &topo.gw.ns,
+        "gw",
+        &gw_conf,
+        &CharonOptions {
+            log_levels: vec![("chd", 4)],
+            ..CharonOptions::default()
+        },
+    )?;
     let rw = Charon::start(&lab, &topo.rw.ns, "rw", &rw_conf)?;
 
     let pcap = lab.logs().join("gw-wan1.pcap");
-    let tshark = capture(&topo.gw.ns, &topo.gw.uplink(0).ifname, &pcap)?;
+    let tshark = Capture::start(
+        &topo.gw.ns,
+        &topo.gw.uplink(0).ifname,
+        "udp port 4500 or esp",
+        &pcap,
+    )?;
     rw.initiate("home", "lan")?;
     let rw_sa = rw.wait_established("home", "lan", Duration::from_secs(20))?;
     let gw_sa = gw.wait_established("rw", "lan", Duration::from_secs(20))?;
@@ -192,7 +120,7 @@ fn interop(name: &str, esp_proposals: &str, keymat_len: usize) -> R<()> {
         "ping through strongSwan failed:\n{ping}"
     );
     std::thread::sleep(Duration::from_millis(300));
-    stop(tshark)?;
+    tshark.stop()?;
 
     let child = gw_sa
         .children
@@ -221,7 +149,7 @@ fn interop(name: &str, esp_proposals: &str, keymat_len: usize) -> R<()> {
     let to_gw = sa(spi_of(&child.spi_in)?, &key_i)?;
     let to_rw = sa(spi_of(&child.spi_out)?, &key_r)?;
 
-    let packets = read_pcap_ip(&pcap);
+    let packets = read_pcap_ip(&pcap)?;
     let (mut requests, mut replies, mut ike, mut other) = (0, 0, 0, Vec::new());
     for (i, p) in packets.iter().enumerate() {
         let mut frame = vec![0u8; 64 + p.len()];

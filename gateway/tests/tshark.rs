@@ -77,7 +77,7 @@ fn tshark_decrypts_what_we_encapsulate() {
     let dir = std::env::temp_dir().join(format!("roamgate-tshark-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("roamgate-esp.pcap");
-    write_pcap(&pcap, LINKTYPE_RAW, &packets);
+    roamgate_lab::pcap::write_pcap(&pcap, roamgate_lab::pcap::LINKTYPE_RAW, &packets).unwrap();
 
     let mut args: Vec<String> = vec![
         "-n".into(),
