@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod control;
 mod gateway;
 
 /// Kernel-bypass IPsec security gateway with IKEv2 mobility and multihoming (MOBIKE).
@@ -19,6 +20,16 @@ struct Cli {
 enum Command {
     /// Print the map ABI of the embedded XDP program (sizes and offsets of every map record).
     MapAbi,
+    /// Run the control plane: the IKEv2/MOBIKE daemon on UDP 500 and 4500 (foreground;
+    /// SIGHUP reloads the configuration, SIGTERM stops).
+    Control {
+        /// Path of the TOML configuration (docs/config.md).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Negotiate IKE and CHILD SAs without installing them in the data plane's maps.
+        #[arg(long)]
+        no_dataplane: bool,
+    },
     /// Run the data plane: attach XDP, open AF_XDP sockets and forward ESP (foreground).
     Gateway {
         /// Path of the gateway's TOML configuration.
@@ -28,6 +39,19 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Control {
+        config,
+        no_dataplane,
+    }) = &cli.command
+    {
+        // The control process sets up logging from its configuration file.
+        if let Err(failure) = control::run(config, !no_dataplane) {
+            eprintln!("{}", failure.message());
+            std::process::exit(i32::from(failure.exit_code()));
+        }
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -35,7 +59,6 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         None => {
             use clap::CommandFactory;
@@ -47,6 +70,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some(Command::Gateway { config }) => gateway::run(&config),
+        Some(Command::Control { .. }) => Ok(()),
     }
 }
 

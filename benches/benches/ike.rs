@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use roamgate_benches::{median, write_results};
+use roamgate_control::auth::{Identity, SharedSecrets};
 use roamgate_control::crypto::Secret;
 use roamgate_control::crypto::proposal::{ProposalSpec, Protocol};
 use roamgate_control::daemon::signals::{Signals, wait_readable};
@@ -32,9 +33,9 @@ use roamgate_control::daemon::udp::IkeSocket;
 use roamgate_control::daemon::{Daemon, DaemonSettings};
 use roamgate_control::engine::{
     ChildConfig, ConnectionConfig, Engine, EngineConfig, Event, LocalAuth, MemorySaSink, Mode,
-    RemoteAuth, StartAction,
+    RemoteAuth, SendCert, StartAction,
 };
-use roamgate_control::wire::payload::{AddressRange, Identification, TrafficSelector};
+use roamgate_control::wire::payload::{AddressRange, TrafficSelector};
 use roamgate_lab::strongswan::{Charon, CharonOptions, GW_ID, RW_ID, Section, TunnelParams};
 use roamgate_lab::topology::{Options, RoadWarrior};
 use roamgate_lab::{Lab, Netns};
@@ -78,9 +79,9 @@ fn connection(
     peer: Option<Ipv4Addr>,
 ) -> ConnectionConfig {
     let (local_id, remote_id) = if initiator {
-        (Identification::rfc822(RW_ID), Identification::fqdn(GW_ID))
+        (Identity::Rfc822(RW_ID.into()), Identity::Fqdn(GW_ID.into()))
     } else {
-        (Identification::fqdn(GW_ID), Identification::rfc822(RW_ID))
+        (Identity::Fqdn(GW_ID.into()), Identity::Rfc822(RW_ID.into()))
     };
     let (local_ts, remote_ts) = if initiator {
         (generator_ts(), lan_ts())
@@ -92,22 +93,27 @@ fn connection(
         local_addrs: local.map(IpAddr::V4).into_iter().collect(),
         remote_addrs: peer.map(IpAddr::V4).into_iter().collect(),
         ike_proposals: vec![spec(Protocol::Ike, PROPOSAL)],
-        local_id,
-        local_auth: LocalAuth::Psk(psk()),
-        remote_id: Some(remote_id),
-        remote_auth: RemoteAuth::Psk(psk()),
+        local_id: Some(local_id),
+        local_auth: LocalAuth::Psk,
+        remote_id,
+        remote_auth: RemoteAuth::Psk,
+        send_cert: SendCert::IfAsked,
+        send_certreq: true,
+        fragmentation: true,
         mobike: false,
         dpd_delay: None,
         rekey_time: None,
         over_time: None,
+        rand_time: None,
         children: vec![ChildConfig {
             name: "net".into(),
-            local_ts: vec![local_ts],
-            remote_ts: vec![remote_ts],
+            local_ts: vec![local_ts.into()],
+            remote_ts: vec![remote_ts.into()],
             esp_proposals: vec![spec(Protocol::Esp, ESP_PROPOSAL)],
             mode: Mode::Tunnel,
             start_action: StartAction::None,
             rekey_time: None,
+            rand_time: None,
         }],
         pools: vec![],
         vips: vec![],
@@ -118,6 +124,7 @@ fn engine_config(connection: ConnectionConfig) -> EngineConfig {
     EngineConfig {
         connections: vec![connection],
         cookie_threshold: 1_000_000,
+        secrets: SharedSecrets::single(psk()),
         ..EngineConfig::default()
     }
 }

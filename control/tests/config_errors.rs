@@ -129,6 +129,14 @@ fn bad_configs_name_file_key_and_reason() {
             "not allowed",
         ),
         (
+            replace(
+                r#"log_level = "info""#,
+                "log_level = \"info\"\nfragment_size = 100",
+            ),
+            "daemon.fragment_size",
+            "outside 576 to 65535",
+        ),
+        (
             replace(r#"dpd_delay = "2s""#, r#"dpd_delay = "2 fortnights""#),
             "connections.rw.dpd_delay",
             "unit",
@@ -392,4 +400,47 @@ fn syntax_errors_are_reported_with_line() {
     let err = parse("[daemon]\nport = \n").unwrap_err();
     assert_eq!(err.key, "(syntax)");
     assert_eq!(err.line, Some(2), "{err}");
+}
+
+/// What validates but the engine cannot do is refused when the file is converted for the
+/// daemon, with the same file/key/reason error.
+#[test]
+fn conversion_refuses_what_the_engine_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            replace(
+                r#"remote_addrs = ["%any"]"#,
+                r#"remote_addrs = ["198.18.0.0/16"]"#,
+            ),
+            "connections.rw.remote_addrs[0]",
+            "prefixes and ranges are not supported",
+        ),
+        (
+            replace(r#"log_level = "info""#, "log_level = \"info\"\nport = 1500"),
+            "daemon.port",
+            "not supported yet",
+        ),
+        (
+            replace(
+                r#"dpd_delay = "2s""#,
+                "dpd_delay = \"2s\"\nremote_port = 4501",
+            ),
+            "connections.rw.remote_port",
+            "not supported yet",
+        ),
+    ];
+    for (text, key, reason) in cases {
+        let path = dir.path().join("roamgate.toml");
+        std::fs::write(&path, &text).unwrap();
+        assert!(
+            Config::load(&path).is_ok(),
+            "{key}: the file itself is valid"
+        );
+        let e = roamgate_control::daemon::config::load(&path).unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.reason.contains(reason), "{e}");
+        assert_eq!(e.file, path);
+        assert!(!e.to_string().contains(SECRET));
+    }
 }

@@ -144,7 +144,10 @@ secret = "0x00ff"
     assert_eq!(x.local_ts[3].protocol, 58);
     assert_eq!(x.mode, Mode::Beet);
     assert_eq!(x.life_time, Some(Duration::from_secs(1320)));
-    assert_eq!(c.shared_secrets[0].secret, Secret::from_slice(&[0, 255]));
+    assert_eq!(
+        c.shared_secrets.iter().next().unwrap().secret,
+        Secret::from_slice(&[0, 255])
+    );
 }
 
 #[test]

@@ -7,36 +7,32 @@ mod support;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use roamgate_control::engine::{EngineConfig, Event, FailureReason, PoolConfig};
+use roamgate_control::engine::{EngineConfig, Event, FailureReason, PoolConfig, TsConfig};
 use roamgate_control::wire::payload::Identification;
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn road_warrior(id: &str) -> EngineConfig {
-    let mut c = connection("rw", INITIATOR, Some(RESPONDER), id, b"road warrior key");
+    let mut c = connection("rw", INITIATOR, Some(RESPONDER), id);
     let mut ch = child("home", "0.0.0.0/0", "10.2.0.0/16");
-    ch.local_ts = vec![ts("0.0.0.0/0")];
+    ch.local_ts = vec![ts("0.0.0.0/0").into()];
     c.children.push(ch);
     c.vips = vec!["0.0.0.0".parse().unwrap()];
-    EngineConfig {
-        connections: vec![c],
-        ..EngineConfig::default()
-    }
+    psk_config(vec![c], b"road warrior key")
 }
 
 fn gateway(pool_size: u8) -> EngineConfig {
-    let mut c = connection("rw", RESPONDER, None, "gw.example", b"road warrior key");
+    let mut c = connection("rw", RESPONDER, None, "gw.example");
     c.children.push(child("home", "10.2.0.0/16", "0.0.0.0/0"));
     c.pools = vec!["rw".into()];
     EngineConfig {
-        connections: vec![c],
         pools: vec![PoolConfig {
             name: "rw".into(),
             first: "10.3.0.1".parse().unwrap(),
             last: IpAddr::V4(std::net::Ipv4Addr::new(10, 3, 0, pool_size)),
         }],
-        ..EngineConfig::default()
+        ..psk_config(vec![c], b"road warrior key")
     }
 }
 
@@ -148,4 +144,22 @@ fn restarted_road_warrior_replaces_its_stale_sa_and_keeps_its_address() {
             .iter()
             .any(|e| matches!(e, Event::IkeSaDeleted { .. }))
     );
+}
+
+#[test]
+fn dynamic_selectors_are_the_virtual_ip_on_both_sides() {
+    // strongSwan's usual road warrior: `local_ts = dynamic` on the client, `remote_ts =
+    // dynamic` on the gateway; both mean the virtual IP once it is assigned.
+    let mut client = road_warrior("alice@example");
+    client.connections[0].children[0].local_ts = vec![TsConfig::DYNAMIC];
+    let mut gw = gateway(10);
+    gw.connections[0].children[0].remote_ts = vec![TsConfig::DYNAMIC];
+    let mut sim = sim_pair(33, client, gw);
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| !s.nodes[0].sink.is_empty()
+        && !s.nodes[1].sink.is_empty()));
+    let host = vec![ts("10.3.0.1/32")];
+    assert_eq!(sim.nodes[0].sink.iter().next().unwrap().local_ts, host);
+    assert_eq!(sim.nodes[1].sink.iter().next().unwrap().remote_ts, host);
+    assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
 }

@@ -7,9 +7,10 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use roamgate_control::auth::{Identity, SharedSecrets};
 use roamgate_control::crypto::Secret;
 use roamgate_control::crypto::sk::Encr;
-use roamgate_control::engine::{Event, FailureReason, LocalAuth, NATT_PORT, RemoteAuth};
+use roamgate_control::engine::{Event, FailureReason, NATT_PORT, TsConfig};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -65,8 +66,7 @@ fn psk_handshake_installs_matching_child_sas() {
 #[test]
 fn wrong_psk_fails_on_both_sides_and_installs_nothing() {
     let (mut i, r) = pair_configs();
-    i.connections[0].local_auth = LocalAuth::Psk(Secret::from_slice(b"not the right key"));
-    i.connections[0].remote_auth = RemoteAuth::Psk(Secret::from_slice(b"not the right key"));
+    i.secrets = SharedSecrets::single(Secret::from_slice(b"not the right key"));
     let mut sim = sim_pair(2, i, r);
     sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
     sim.run_for(LIMIT);
@@ -92,10 +92,11 @@ fn wrong_psk_fails_on_both_sides_and_installs_nothing() {
 
 #[test]
 fn responder_with_wrong_key_is_rejected_by_the_initiator() {
-    // The responder accepts the initiator's AUTH (its remote key is right) but proves itself
-    // with another key: the initiator must refuse and say so.
-    let (i, mut r) = pair_configs();
-    r.connections[0].local_auth = LocalAuth::Psk(Secret::from_slice(b"responder's own key"));
+    // The responder accepts the initiator's AUTH (the key is right) but proves an identity
+    // the initiator does not accept: the initiator must refuse and say so.
+    let (mut i, mut r) = pair_configs();
+    i.connections[0].remote_id = Identity::Fqdn("sun.example".into());
+    r.connections[0].local_id = Some(Identity::Fqdn("impostor.example".into()));
     let mut sim = sim_pair(3, i, r);
     sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
     sim.run_for(LIMIT);
@@ -213,7 +214,7 @@ fn esp_no_proposal_chosen_keeps_the_ike_sa() {
 fn traffic_selectors_are_narrowed_by_the_responder() {
     let (i, mut r) = pair_configs();
     // The responder only allows 10.1.1.0/24 of the initiator's 10.1.0.0/16.
-    r.connections[0].children[0].remote_ts = vec![ts("10.1.1.0/24")];
+    r.connections[0].children[0].remote_ts = vec![ts("10.1.1.0/24").into()];
     let mut sim = sim_pair(8, i, r);
     sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
     assert!(sim.run_until(LIMIT, both_established));
@@ -226,7 +227,7 @@ fn traffic_selectors_are_narrowed_by_the_responder() {
 #[test]
 fn disjoint_traffic_selectors_are_ts_unacceptable() {
     let (i, mut r) = pair_configs();
-    r.connections[0].children[0].remote_ts = vec![ts("172.16.0.0/12")];
+    r.connections[0].children[0].remote_ts = vec![ts("172.16.0.0/12").into()];
     let mut sim = sim_pair(9, i, r);
     sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
     sim.run_until(LIMIT, |s| s.established(0) == 1);
@@ -415,4 +416,66 @@ fn forged_cookie_is_refused() {
     );
     assert_eq!(sim.nodes[0].engine.stats().cookies_invalid, 1);
     assert!(sim.nodes[0].engine.ike_sas().is_empty());
+}
+
+#[test]
+fn dynamic_selectors_are_the_ike_addresses() {
+    // Host to host: `dynamic` on both sides of both peers is each side's IKE address.
+    let (mut i, mut r) = pair_configs();
+    for c in [&mut i.connections[0], &mut r.connections[0]] {
+        c.children[0].local_ts = vec![TsConfig::DYNAMIC];
+        c.children[0].remote_ts = vec![TsConfig::DYNAMIC];
+    }
+    let mut sim = sim_pair(41, i, r);
+    sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, both_established));
+    let sa = sim.nodes[0].sink.iter().next().unwrap();
+    assert_eq!(sa.local_ts, [ts("192.0.2.1/32")]);
+    assert_eq!(sa.remote_ts, [ts("198.51.100.1/32")]);
+    assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
+}
+
+#[test]
+fn responder_prefers_the_connection_with_the_identity_the_initiator_asks_for() {
+    // Two connections accept the initiator; the one whose identity is the IDr the initiator
+    // sent wins, and the responder proves that identity.
+    let (mut i, mut r) = pair_configs();
+    i.connections[0].remote_id = Identity::Fqdn("vpn2.example".into());
+    let mut second = r.connections[0].clone();
+    second.name = "second".into();
+    second.local_id = Some(Identity::Fqdn("vpn2.example".into()));
+    r.connections.push(second);
+    let mut sim = sim_pair(42, i, r);
+    sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, both_established));
+    assert!(sim.nodes[1].events.iter().any(|e| matches!(e,
+        Event::IkeSaEstablished { connection, .. } if connection == "second")));
+    assert!(sim.nodes[0].events.iter().any(|e| matches!(e,
+        Event::IkeSaEstablished { peer_id, .. } if peer_id.data == b"vpn2.example")));
+}
+
+/// INITIAL_CONTACT (RFC 7296 § 3.10.1) goes only with an initiator's first IKE SA to a peer:
+/// a second, concurrent IKE SA of the same connection must not make the peer delete the first.
+#[test]
+fn concurrent_ike_sas_to_one_peer_all_survive() {
+    let (i, r) = pair_configs();
+    let mut sim = sim_pair(11, i, r);
+    for _ in 0..3 {
+        sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
+    }
+    assert!(sim.run_until(LIMIT, |s| s.established(0) == 3 && s.established(1) == 3));
+    sim.run_for(Duration::from_secs(1));
+    let live = |n: usize| {
+        sim.nodes[n]
+            .engine
+            .ike_sas()
+            .iter()
+            .filter(|s| s.established)
+            .count()
+    };
+    assert_eq!((live(0), live(1)), (3, 3), "{:#?}", sim.nodes[1].events);
+    assert_eq!(
+        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink),
+        3
+    );
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use roamgate_control::engine::{Engine, EngineConfig};
+use roamgate_control::engine::Engine;
 use roamgate_control::wire::payload::notify::NAT_DETECTION_LEN;
 use roamgate_control::wire::{DhGroup, EncrId, Message, NotifyType, Payload, PrfId};
 use support::*;
@@ -15,21 +15,9 @@ fn request() -> Vec<u8> {
 }
 
 fn answer(proposals: &[&str]) -> (Engine, Message) {
-    let mut c = connection(
-        "ss",
-        "127.0.0.2".parse().unwrap(),
-        None,
-        "gw",
-        b"psk psk psk psk!",
-    );
+    let mut c = connection("ss", "127.0.0.2".parse().unwrap(), None, "gw");
     c.ike_proposals = proposals.iter().map(|p| ike(p)).collect();
-    let mut e = Engine::new(
-        EngineConfig {
-            connections: vec![c],
-            ..EngineConfig::default()
-        },
-        engine_rng(9),
-    );
+    let mut e = Engine::new(psk_config(vec![c], b"psk psk psk psk!"), engine_rng(9));
     let local: SocketAddr = "127.0.0.2:500".parse().unwrap();
     let remote: SocketAddr = "127.0.0.1:500".parse().unwrap();
     e.handle_datagram(std::time::Instant::now(), local, remote, &request());

@@ -90,11 +90,17 @@ fn install_move_and_delete_reach_the_maps() {
     let inbound = table.read(slots.inbound).unwrap();
     assert_eq!(u32::from_be(inbound.spi), c.inbound.spi);
     assert_eq!(inbound.direction, SA_DIR_IN);
-    assert_eq!(&inbound.key[..20], [[0x11; 16].as_slice(), &[0xee; 4]].concat());
+    assert_eq!(
+        &inbound.key[..20],
+        [[0x11; 16].as_slice(), &[0xee; 4]].concat()
+    );
     let outbound = table.read(slots.outbound).unwrap();
     assert_eq!(u32::from_be(outbound.spi), c.outbound.spi);
     assert_eq!(outbound.direction, SA_DIR_OUT);
-    assert_eq!(&outbound.key[..20], [[0x22; 16].as_slice(), &[0xdd; 4]].concat());
+    assert_eq!(
+        &outbound.key[..20],
+        [[0x22; 16].as_slice(), &[0xdd; 4]].concat()
+    );
     assert_eq!((outbound.n_local_ts, outbound.n_remote_ts), (1, 1));
     let endpoints = EndpointTable::open(&pins.0).unwrap();
     let read = |slot| Endpoint::from_record(&endpoints.read(slot).unwrap()).unwrap();
@@ -117,9 +123,15 @@ fn install_move_and_delete_reach_the_maps() {
     })
     .unwrap();
     let moved = read(slots.outbound);
-    assert_eq!((moved.local, moved.remote, moved.udp), (local.ip(), remote.ip(), None));
+    assert_eq!(
+        (moved.local, moved.remote, moved.udp),
+        (local.ip(), remote.ip(), None)
+    );
     assert!(endpoints.generation(slots.outbound) > generation);
-    assert_eq!(table.read(slots.outbound).unwrap().generation, outbound.generation);
+    assert_eq!(
+        table.read(slots.outbound).unwrap().generation,
+        outbound.generation
+    );
 
     // Delete frees both slots.
     sink.apply(&SaEvent::Delete {

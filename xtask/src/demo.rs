@@ -1,27 +1,297 @@
 //! `cargo xtask demo`: the lab demo.
 //!
-//! Today it runs the anchor: strongSwan at both ends (road warrior with two uplinks ↔ multihomed
-//! gateway ↔ LAN host), live traffic both ways at 1 ms, the road warrior's first uplink fails,
-//! and the measured outage is printed. It becomes roamgate's own demo as the gateway lands.
+//! Part 1, roamgate as the gateway: a strongSwan 5.9.8 road warrior with two uplinks connects
+//! to the multihomed gateway, where `roamgate gateway` (XDP + AF_XDP workers) and
+//! `roamgate control` (IKEv2) run from their TOML files; live traffic both ways at 1 ms
+//! between the road warrior's virtual IP and the LAN host, then ping and iperf3, the data
+//! plane's counters and the proof that no ESP reached the gateway's kernel.
+//!
+//! Part 2, the anchor a failover must beat: strongSwan at both ends, the road warrior's first
+//! uplink fails, the measured outage. (roamgate's own MOBIKE failover replaces this part when
+//! it lands.)
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use roamgate_lab::Lab;
+use anyhow::{Context, Result, bail};
+use roamgate_gateway::dataplane::Forward;
+use roamgate_lab::process::Supervised;
 use roamgate_lab::scenario::{Fault, strongswan_failover};
-use roamgate_lab::topology::Options;
+use roamgate_lab::strongswan::{self, Charon, GW_ID, RW_ID, TunnelParams};
+use roamgate_lab::topology::{Options, RW_POOL, RoadWarrior, load_nft};
+use roamgate_lab::traffic::{self, ProbeConfig, ProbeStream};
+use roamgate_lab::{Lab, Netns};
 
 pub(crate) fn run() -> Result<()> {
     if roamgate_lab::require_root().is_err() {
-        bail!("`cargo xtask demo` needs root (network namespaces, strongSwan): run it as root");
+        bail!(
+            "`cargo xtask demo` needs root (network namespaces, XDP, strongSwan): run it as root"
+        );
     }
     crate::deps::run(false)?;
     crate::test::ensure_bpffs()?;
+    let roamgate = build_roamgate()?;
+    roamgate_gateway_part(&roamgate)?;
+    anchor_part()
+}
+
+/// Builds the `roamgate` binary and returns its path.
+fn build_roamgate() -> Result<PathBuf> {
+    println!("demo: building roamgate");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--release", "--package", "roamgate"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("`cargo build --release --package roamgate` failed ({status})");
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask lives in the workspace")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let bin = target.join("release/roamgate");
+    if !bin.exists() {
+        bail!("{} was not built", bin.display());
+    }
+    Ok(bin)
+}
+
+/// A roamgate process in `ns`: `nsenter --net` keeps the host's /sys, so bpffs stays visible
+/// (`ip netns exec` would mount a fresh /sys and hide the pinned maps).
+fn spawn(lab: &Lab, ns: &Netns, name: &str, bin: &Path, args: &[&str]) -> Result<Supervised> {
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net=/run/netns/{}", ns.name()))
+        .arg(bin)
+        .args(args)
+        .env("RUST_LOG", "info");
+    Ok(Supervised::spawn(name, command, lab.logs())?)
+}
+
+fn gateway_toml(pins: &Path) -> String {
+    format!(
+        r#"# roamgate gateway (data plane) of the demo: two WAN uplinks, one LAN.
+[gateway]
+pin_dir = "{}"
+queues = 1
+
+[[interface]]
+name = "wan1"
+role = "wan"
+
+[[interface]]
+name = "wan2"
+role = "wan"
+
+[[interface]]
+name = "lan"
+role = "lan"
+"#,
+        pins.display()
+    )
+}
+
+fn control_toml(pins: &Path, params: &TunnelParams, topo: &RoadWarrior, lan: &str) -> String {
+    let addrs: Vec<String> = topo
+        .gw
+        .wan_v4()
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    format!(
+        r#"# roamgate control (IKEv2) of the demo: road warriors with a pre-shared key and a pool.
+[daemon]
+bpf_pin_dir = "{pins}"
+log_level = "info"
+
+[connections.rw]
+local_addrs = [{addrs}]
+remote_addrs = ["%any"]
+proposals = ["{proposals}"]
+mobike = true
+dpd_delay = "2s"
+pools = ["rw_pool"]
+
+[connections.rw.local]
+auth = "psk"
+id = "{gw}"
+
+[connections.rw.remote]
+auth = "psk"
+id = "{rw}"
+
+[connections.rw.children.lan]
+local_ts = ["{lan}"]
+remote_ts = ["dynamic"]
+esp_proposals = ["{esp}"]
+
+[pools.rw_pool]
+addrs = "{pool}"
+
+[secrets.ike-rw]
+id = ["{gw}", "{rw}"]
+secret = "{psk}"
+"#,
+        pins = pins.display(),
+        addrs = addrs.join(", "),
+        proposals = params.proposals,
+        esp = params.esp_proposals,
+        gw = GW_ID,
+        rw = RW_ID,
+        lan = lan,
+        pool = RW_POOL,
+        psk = params.psk,
+    )
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        if Instant::now() > deadline {
+            bail!("{what} within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn nft_packets(ns: &Netns, counter: &str) -> Result<u64> {
+    let text = ns.exec_text("nft", &["list", "counter", "inet", "demo", counter])?;
+    text.split("packets ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no packet count in {text}"))
+}
+
+fn roamgate_gateway_part(bin: &Path) -> Result<()> {
+    let lab = Lab::new("demo_roamgate")?;
+    println!(
+        "\ndemo, part 1: strongSwan road warrior (2 uplinks) → ISP 1 / ISP 2 → roamgate gateway (2 WAN links) → LAN host"
+    );
+    let topo = RoadWarrior::build(Options::default())?;
+    // Hosts behind real NICs send complete checksums; veth leaves them to "hardware".
+    topo.lan.ns.exec("ethtool", &["-K", "eth0", "tx", "off"])?;
+    let pins = PathBuf::from(format!("/sys/fs/bpf/roamgate-demo-{}", std::process::id()));
+    let params = TunnelParams::default();
+    let lan = topo.gw.lan.clone().context("the gateway has a LAN")?;
+    let gateway_conf = lab.write_log("gateway.toml", &gateway_toml(&pins))?;
+    let control_conf = lab.write_log(
+        "control.toml",
+        &control_toml(&pins, &params, &topo, &lan.prefix_v4),
+    )?;
+    load_nft(
+        &topo.gw.ns,
+        "table inet demo {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300;\n\t\tmeta l4proto esp counter name esp_in\n\t\tudp dport 4500 @th,64,32 != 0 counter name natt_esp_in\n\t}\n\tcounter esp_in {}\n\tcounter natt_esp_in {}\n}\n",
+    )?;
+    let gateway_conf = gateway_conf.to_string_lossy().into_owned();
+    let control_conf = control_conf.to_string_lossy().into_owned();
+    let mut gateway = spawn(
+        &lab,
+        &topo.gw.ns,
+        "roamgate-gateway",
+        bin,
+        &["gateway", "--config", &gateway_conf],
+    )?;
+    wait_until(
+        "the data plane did not pin its maps",
+        Duration::from_secs(20),
+        || pins.join("endpoints").exists() || gateway.check_running().is_err(),
+    )?;
+    gateway.check_running()?;
+    println!("demo: roamgate gateway up: {gateway_conf}");
+    let mut control = spawn(
+        &lab,
+        &topo.gw.ns,
+        "roamgate-control",
+        bin,
+        &["control", "--config", &control_conf],
+    )?;
+    std::thread::sleep(Duration::from_millis(500));
+    control.check_running()?;
+    println!("demo: roamgate control up: {control_conf}");
+
+    let gw_addrs: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
+    let rw = Charon::start(
+        &lab,
+        &topo.rw.ns,
+        "rw",
+        &strongswan::road_warrior_client(&params, &gw_addrs, &lan.prefix_v4),
+    )?;
+    rw.initiate("home", "lan")?;
+    let sa = rw.wait_established("home", "lan", Duration::from_secs(20))?;
+    let vip = sa.local_vips.first().cloned().context("no virtual IP")?;
+    println!(
+        "demo: IKE SA established by roamgate: {} {} ↔ {}, virtual IP {vip}, CHILD_SA in {} out {}",
+        sa.algorithms,
+        sa.local,
+        sa.remote,
+        sa.children.first().map_or("", |c| c.spi_in.as_str()),
+        sa.children.first().map_or("", |c| c.spi_out.as_str()),
+    );
+
+    let (lan_v4, _) = topo.lan.lan_addr.context("the LAN host has an address")?;
+    let config = ProbeConfig {
+        duration: Duration::from_secs(3),
+        ..ProbeConfig::default()
+    };
+    let up = ProbeStream::start(
+        &topo.rw.ns,
+        &topo.lan.ns,
+        SocketAddr::new(lan_v4.into(), 9000),
+        config,
+    )?;
+    let down = ProbeStream::start(
+        &topo.lan.ns,
+        &topo.rw.ns,
+        format!("{vip}:9001").parse()?,
+        config,
+    )?;
+    println!("demo: live traffic both ways at 1 ms for 3 s");
+    let (up, down) = (up.finish(), down.finish());
+    println!("demo: road warrior → LAN: {up}");
+    println!("demo: LAN → road warrior: {down}");
+    let tcp = traffic::iperf3(
+        &topo.lan.ns,
+        &topo.rw.ns,
+        &lan_v4.to_string(),
+        3,
+        None,
+        lab.logs(),
+    )?;
+    println!(
+        "demo: iperf3 TCP road warrior → LAN: {:.0} Mbit/s (bounded by the road warrior's userspace ESP)",
+        tcp.bits_per_second / 1e6
+    );
+    let counters = roamgate_ebpf::WorkerCounters::open(&pins)?;
+    println!(
+        "demo: roamgate data plane: {} ESP packets decapsulated, {} encapsulated; ESP that reached the gateway's kernel: {} raw, {} in UDP",
+        counters.total(Forward::Decapsulated.slot()),
+        counters.total(Forward::Encapsulated.slot()),
+        nft_packets(&topo.gw.ns, "esp_in")?,
+        nft_packets(&topo.gw.ns, "natt_esp_in")?,
+    );
+    println!("demo: logs and configs in {}", lab.logs().display());
+    let lost = up.lost + down.lost;
+    drop(rw);
+    control.stop(Duration::from_secs(5));
+    gateway.stop(Duration::from_secs(5));
+    let _ = roamgate_ebpf::remove_pins(&pins);
+    if up.received == 0 || down.received == 0 || lost > (up.sent + down.sent) / 100 {
+        bail!("traffic through roamgate did not flow: {lost} probes lost; see the logs above");
+    }
+    Ok(())
+}
+
+fn anchor_part() -> Result<()> {
     let lab = Lab::new("demo")?;
     println!(
-        "demo: building the lab — road warrior (2 uplinks) → ISP 1 / ISP 2 bridges → gateway (2 WAN links) → LAN host"
+        "\ndemo, part 2 (the anchor): strongSwan 5.9.8 at both ends (kernel-libipsec), MOBIKE on, DPD 2 s"
     );
-    println!("demo: strongSwan 5.9.8 at both ends (kernel-libipsec), MOBIKE on, DPD 2 s");
     println!(
         "demo: traffic both ways at 1 ms; after 3 s the road warrior's first uplink goes down"
     );
@@ -47,7 +317,7 @@ pub(crate) fn run() -> Result<()> {
         lab.logs().display()
     );
     println!(
-        "demo: metrics: none yet — roamgate's own gateway and its Prometheus /metrics replace this anchor as they land"
+        "demo: metrics: none yet — roamgate's Prometheus /metrics is the next step; MOBIKE failover through roamgate replaces this anchor when it lands"
     );
     if !report.recovered() {
         bail!("the failover did not recover; see the logs above");

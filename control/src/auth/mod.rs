@@ -35,7 +35,9 @@ pub use cert::{Certificate, SubjectAltName, TrustStore, select_chain};
 pub use dn::{Attribute, DistinguishedName, DnError};
 pub use identity::{IdMatch, Identity, IdentityError};
 pub use key::{KeyKind, PrivateKey, PublicKey};
-pub use psk::{KEY_PAD, psk_auth_data, psk_authentication, verify_psk_auth};
+pub use psk::{
+    KEY_PAD, SharedSecret, SharedSecrets, psk_auth_data, psk_authentication, verify_psk_auth,
+};
 pub use signature::{
     AuthScheme, RsaPadding, SUPPORTED_HASHES, SignatureScheme, rfc7427_auth_data, split_auth_data,
 };
@@ -75,6 +77,14 @@ pub enum AuthError {
     /// A signature does not verify.
     #[error("bad {0} signature")]
     BadSignature(String),
+    /// No configured pre-shared key is for these identities.
+    #[error("no pre-shared key for `{local}` and `{remote}`")]
+    NoSharedKey {
+        /// Our identity.
+        local: String,
+        /// The peer's.
+        remote: String,
+    },
     /// A `SHARED_KEY_MIC` AUTH value does not match the pre-shared key.
     #[error("AUTH value does not match the pre-shared key")]
     BadSharedKeyMic,

@@ -22,7 +22,7 @@ pub use types::*;
 pub use validate::{DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS};
 pub use value::{AddrSpec, AddressFamily, TsAddrs, TsSpec};
 
-use crate::auth::{IdMatch, Identity};
+use crate::auth::Identity;
 use crate::crypto::Secret;
 
 /// A configuration the daemon refuses: which file, which key, why.
@@ -105,30 +105,9 @@ impl Config {
         validate::validate(raw, &validate::Ctx { file: path, dir })
     }
 
-    /// The pre-shared key for an IKE SA between `local` (our identity, if known) and `remote`,
-    /// chosen as strongSwan does: a secret listing both identities beats one listing only the
-    /// peer's, which beats one listing only ours, which beats one listing none; among equals
-    /// the first by table name wins.
+    /// The pre-shared key for an IKE SA between `local` (our identity, if known) and `remote`
+    /// (see [`crate::auth::SharedSecrets::lookup`]).
     pub fn psk_for(&self, local: Option<&Identity>, remote: &Identity) -> Option<&Secret> {
-        let mut best: Option<(u8, &Secret)> = None;
-        for s in &self.shared_secrets {
-            let score = if s.ids.is_empty() {
-                1
-            } else {
-                let m = |id: &Identity| s.ids.iter().filter_map(|p| p.matches(id)).max();
-                let r = m(remote).filter(|&m| m > IdMatch::Any);
-                let l = local.and_then(m).filter(|&m| m > IdMatch::Any);
-                match (r, l) {
-                    (Some(_), Some(_)) => 4,
-                    (Some(_), None) => 3,
-                    (None, Some(_)) => 2,
-                    (None, None) => continue,
-                }
-            };
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, &s.secret));
-            }
-        }
-        best.map(|(_, s)| s)
+        self.shared_secrets.lookup(local, remote)
     }
 }

@@ -32,6 +32,7 @@ pub(crate) struct RawDaemon {
     pub(crate) retransmit_limit: Option<RawDuration>,
     pub(crate) cookie_threshold: Option<u32>,
     pub(crate) half_open_timeout: Option<RawDuration>,
+    pub(crate) fragment_size: Option<u32>,
     pub(crate) bpf_pin_dir: Option<String>,
     pub(crate) log_level: Option<String>,
 }

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::value::{AddrSpec, TsSpec};
-use crate::auth::{Credential, Identity, TrustStore};
-use crate::crypto::Secret;
+use crate::auth::{Credential, Identity, SharedSecrets, TrustStore};
 use crate::crypto::proposal::ProposalSpec;
 
 /// The whole configuration.
@@ -22,8 +22,8 @@ pub struct Config {
     pub connections: BTreeMap<String, Connection>,
     /// `[pools.<name>]`, by name.
     pub pools: BTreeMap<String, Pool>,
-    /// `[secrets.ike<suffix>]`: pre-shared keys.
-    pub shared_secrets: Vec<SharedSecret>,
+    /// `[secrets.ike<suffix>]`: pre-shared keys, in table-name order.
+    pub shared_secrets: SharedSecrets,
 }
 
 /// `[daemon]`: settings of the control process.
@@ -42,6 +42,9 @@ pub struct DaemonSettings {
     pub cookie_threshold: u32,
     /// How long a half-open IKE SA may wait for IKE_AUTH (default 30 s).
     pub half_open_timeout: Duration,
+    /// The largest IP datagram of a sent IKE fragment (default 1280, strongSwan's
+    /// `charon.fragment_size`; [RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)).
+    pub fragment_size: u32,
     /// The bpffs directory holding the data plane's pinned maps
     /// (default `/sys/fs/bpf/roamgate`).
     pub bpf_pin_dir: PathBuf,
@@ -169,7 +172,7 @@ pub enum LocalMethod {
     /// `auth = "psk"`: the key comes from `[secrets]` by identity.
     Psk,
     /// `auth = "pubkey"` (or `"rsa/pss"`): sign with this credential.
-    PubKey(Box<Credential>),
+    PubKey(Arc<Credential>),
 }
 
 impl fmt::Debug for LocalAuth {
@@ -200,7 +203,7 @@ pub enum RemoteMethod {
     /// `auth = "psk"`.
     Psk,
     /// `auth = "pubkey"`: a certificate chain to one of these anchors.
-    PubKey(TrustStore),
+    PubKey(Arc<TrustStore>),
 }
 
 /// When to send our certificate (`send_cert`).
@@ -301,12 +304,4 @@ pub struct Pool {
 }
 
 /// `[secrets.ike<suffix>]`: a pre-shared key and the identities it is for.
-#[derive(Debug, Clone)]
-pub struct SharedSecret {
-    /// The table's name.
-    pub name: String,
-    /// Identities the key belongs to; empty = any.
-    pub ids: Vec<Identity>,
-    /// The key (redacted in `Debug`).
-    pub secret: Secret,
-}
+pub use crate::auth::SharedSecret;

@@ -216,7 +216,7 @@ pub(crate) fn validate(raw: RawConfig, ctx: &Ctx<'_>) -> Result<Config> {
         daemon,
         connections,
         pools,
-        shared_secrets,
+        shared_secrets: crate::auth::SharedSecrets::new(shared_secrets),
     })
 }
 
@@ -282,6 +282,16 @@ fn daemon(d: &RawDaemon, ctx: &Ctx<'_>) -> Result<DaemonSettings> {
             limit,
         },
         cookie_threshold: d.cookie_threshold.unwrap_or(30),
+        fragment_size: match d.fragment_size {
+            None => 1280,
+            Some(n) if (576..=65_535).contains(&n) => n,
+            Some(n) => {
+                return Err(ctx.err(
+                    "daemon.fragment_size",
+                    format!("{n} is outside 576 to 65535"),
+                ));
+            }
+        },
         half_open_timeout: ctx.duration(
             "daemon.half_open_timeout",
             &d.half_open_timeout,
@@ -517,7 +527,7 @@ fn connection(
                     ),
                 ));
             }
-            LocalMethod::PubKey(Box::new(cred))
+            LocalMethod::PubKey(std::sync::Arc::new(cred))
         }
     };
 
@@ -551,10 +561,10 @@ fn connection(
                 ));
             }
             let cas = ctx.certs(&format!("{rkey}.cacerts"), &files)?;
-            RemoteMethod::PubKey(
+            RemoteMethod::PubKey(std::sync::Arc::new(
                 TrustStore::new(cas)
                     .map_err(|e| ctx.err(format!("{rkey}.cacerts"), e.to_string()))?,
-            )
+            ))
         }
     };
     if matches!(local_auth, Auth::Psk) || matches!(remote_auth, Auth::Psk) {

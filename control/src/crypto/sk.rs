@@ -15,6 +15,12 @@
 //!   Encrypted payload" — without the IV (§ 5.1). The IV must never repeat under one key, so the
 //!   caller passes a per-key counter, not random bytes.
 //!
+//! The Encrypted Fragment (SKF) payload of IKE fragmentation
+//! ([RFC 7383 § 2.5](https://www.rfc-editor.org/rfc/rfc7383#section-2.5)) protects one piece of
+//! a message the same way; its Fragment Number and Total Fragments come before the IV and are
+//! covered by the integrity check (and are GCM associated data) like every other octet
+//! before the IV ([`SkCipher::seal_fragment`]; [`SkCipher::open`] handles both payloads).
+//!
 //! Every failure is a [`SkError`]; nothing the peer sends can panic.
 
 use aes::cipher::generic_array::GenericArray;
@@ -23,7 +29,7 @@ use aws_lc_rs::{aead, constant_time, hmac};
 
 use super::Secret;
 use super::keys::split_salt;
-use crate::wire::payload::Encrypted;
+use crate::wire::payload::{Encrypted, EncryptedFragment};
 use crate::wire::{DecodeError, EncodeError, EncrId, IntegId, Message, Payload, PayloadType};
 
 /// A supported SK / ESP encryption transform.
@@ -232,6 +238,16 @@ impl SkCipher {
         if self.encr.is_aead() { 1 } else { 16 }
     }
 
+    /// The most plaintext that fits when IV, padded ciphertext and ICV may take `room`
+    /// octets (for sizing IKE fragments); 0 when nothing fits.
+    pub fn max_plaintext(&self, room: usize) -> usize {
+        let Some(body) = room.checked_sub(self.iv_len() + self.icv_len()) else {
+            return 0;
+        };
+        let body = body - body % self.block();
+        body.saturating_sub(1)
+    }
+
     /// Appends an SK payload holding `plaintext` (an encoded payload chain whose first type is
     /// `first_inner`) to `message` and returns the protected datagram.
     ///
@@ -240,8 +256,35 @@ impl SkCipher {
     pub fn seal(
         &self,
         iv: &[u8],
+        message: Message,
+        first_inner: PayloadType,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SkError> {
+        self.seal_payload(iv, message, first_inner, None, plaintext)
+    }
+
+    /// Appends an Encrypted Fragment payload (fragment `number` of `total`, holding
+    /// `plaintext`, one piece of an encoded payload chain) to `message` and returns the
+    /// protected datagram ([RFC 7383 § 2.5](https://www.rfc-editor.org/rfc/rfc7383#section-2.5)).
+    /// `first_inner` is the chain's first payload type in fragment 1 and
+    /// [`PayloadType::NO_NEXT_PAYLOAD`] in the others. `iv` as for [`SkCipher::seal`].
+    pub fn seal_fragment(
+        &self,
+        iv: &[u8],
+        message: Message,
+        first_inner: PayloadType,
+        (number, total): (u16, u16),
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SkError> {
+        self.seal_payload(iv, message, first_inner, Some((number, total)), plaintext)
+    }
+
+    fn seal_payload(
+        &self,
+        iv: &[u8],
         mut message: Message,
         first_inner: PayloadType,
+        fragment: Option<(u16, u16)>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, SkError> {
         if iv.len() != self.iv_len() {
@@ -251,10 +294,18 @@ impl SkCipher {
         let pad = (b - (plaintext.len() + 1) % b) % b;
         let body_len = plaintext.len() + pad + 1;
         let data_len = iv.len() + body_len + self.icv_len();
-        message.payloads.push(Payload::Encrypted(Encrypted {
-            first_inner,
-            data: vec![0; data_len],
-        }));
+        message.payloads.push(match fragment {
+            None => Payload::Encrypted(Encrypted {
+                first_inner,
+                data: vec![0; data_len],
+            }),
+            Some((number, total)) => Payload::EncryptedFragment(EncryptedFragment {
+                first_inner,
+                number,
+                total,
+                data: vec![0; data_len],
+            }),
+        });
         let mut out = message.encode().map_err(SkError::Encode)?;
         let start = out.len() - data_len;
         let (aad, data) = out.split_at_mut(start);
@@ -282,18 +333,23 @@ impl SkCipher {
         Ok(out)
     }
 
-    /// Checks and decrypts the SK payload of `datagram`.
+    /// Checks and decrypts the SK (or SKF) payload of `datagram`.
     ///
-    /// Returns the decoded message (its last payload still the [`Encrypted`] one), the first
-    /// inner payload type, and the plaintext payload chain without padding; decode it with
-    /// [`crate::wire::payload::decode_chain`].
+    /// Returns the decoded message (its last payload still the [`Encrypted`] or
+    /// [`EncryptedFragment`] one), the first inner payload type, the fragment's number and
+    /// total, and the plaintext payload chain (or piece of one) without padding; decode a
+    /// whole chain with [`crate::wire::payload::decode_chain`].
     pub fn open(&self, datagram: &[u8]) -> Result<Opened, SkError> {
         let message = Message::decode(datagram).map_err(SkError::Decode)?;
-        let Some(Payload::Encrypted(sk)) = message.payloads.last() else {
-            return Err(SkError::NoEncrypted);
+        let (first_inner, data_len, fragment) = match message.payloads.last() {
+            Some(Payload::Encrypted(sk)) => (sk.first_inner, sk.data.len(), None),
+            Some(Payload::EncryptedFragment(skf)) => (
+                skf.first_inner,
+                skf.data.len(),
+                Some((skf.number, skf.total)),
+            ),
+            _ => return Err(SkError::NoEncrypted),
         };
-        let first_inner = sk.first_inner;
-        let data_len = sk.data.len();
         let ivl = self.iv_len();
         let icvl = self.icv_len();
         if data_len < ivl + icvl + self.block() || data_len > datagram.len() {
@@ -334,6 +390,7 @@ impl SkCipher {
         Ok(Opened {
             message,
             first_inner,
+            fragment,
             plaintext: buf,
         })
     }
@@ -344,8 +401,11 @@ impl SkCipher {
 pub struct Opened {
     /// The message as decoded, SK payload last.
     pub message: Message,
-    /// The type of the first payload inside.
+    /// The type of the first payload inside (of the whole chain in fragment 1, zero in the
+    /// other fragments).
     pub first_inner: PayloadType,
+    /// For an Encrypted Fragment payload: (Fragment Number, Total Fragments).
+    pub fragment: Option<(u16, u16)>,
     /// The decrypted payload chain, without padding and Pad Length.
     pub plaintext: Vec<u8>,
 }

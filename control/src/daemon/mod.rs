@@ -7,6 +7,7 @@
 //! configuration on SIGHUP (or [`DaemonHandle::reload`]) without touching an established SA,
 //! and on SIGTERM/SIGINT (or [`DaemonHandle::stop`]) deletes its IKE SAs and returns.
 
+pub mod config;
 pub mod signals;
 pub mod udp;
 
@@ -96,9 +97,10 @@ enum Request {
     RekeyChild(IkeSaHandle, u32),
     RekeyIke(IkeSaHandle),
     SendDpd(IkeSaHandle),
+    Snapshot(std::sync::mpsc::Sender<Snapshot>),
 }
 
-/// The daemon's state as a [`DaemonHandle`] sees it, refreshed after every loop iteration.
+/// The daemon's state as [`DaemonHandle::snapshot`] returns it.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     /// Every IKE SA.
@@ -179,9 +181,19 @@ impl DaemonHandle {
         self.push(Request::SendDpd(handle));
     }
 
-    /// The daemon's state after its latest loop iteration.
+    /// The daemon's current state (built on request: with many IKE SAs it is not cheap).
+    /// Once the daemon has stopped, its final state.
     pub fn snapshot(&self) -> Snapshot {
-        lock(&self.shared.snapshot).clone()
+        {
+            let last = lock(&self.shared.snapshot);
+            if last.stopped {
+                return last.clone();
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.push(Request::Snapshot(tx));
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| lock(&self.shared.snapshot).clone())
     }
 }
 
@@ -304,7 +316,6 @@ impl Daemon {
     fn run_loop(&mut self) -> Result<(), DaemonError> {
         loop {
             self.flush();
-            self.publish(false);
             let mut fds: Vec<RawFd> = self.sockets.iter().map(AsRawFd::as_raw_fd).collect();
             fds.push(self.shared.wake.as_raw_fd());
             if let Some(s) = &self.signals {
@@ -379,6 +390,9 @@ impl Daemon {
                             tracing::warn!(error = %e, "rekey IKE SA");
                         }
                     }
+                    Request::Snapshot(reply) => {
+                        let _ = reply.send(self.snapshot(false));
+                    }
                     Request::SendDpd(h) => {
                         if let Err(e) = self.engine.send_dpd(now, h) {
                             tracing::warn!(error = %e, "liveness check");
@@ -401,6 +415,9 @@ impl Daemon {
                 }
                 Ok(Some(r)) => {
                     let now = Instant::now();
+                    // Certificate validity needs the wall clock; the engine reads none.
+                    self.engine
+                        .set_wall_clock(now, std::time::SystemTime::now());
                     self.engine
                         .handle_datagram(now, r.local, r.remote, &self.buf[..r.len]);
                     // Send answers at once: a burst of requests must not delay them.
@@ -449,15 +466,19 @@ impl Daemon {
     }
 
     fn publish(&mut self, stopped: bool) {
-        let snapshot = Snapshot {
+        let snapshot = self.snapshot(stopped);
+        *lock(&self.shared.snapshot) = snapshot;
+    }
+
+    fn snapshot(&self, stopped: bool) -> Snapshot {
+        Snapshot {
             ike_sas: self.engine.ike_sas(),
             stats: *self.engine.stats(),
             events: self.events.clone(),
             reloads: self.reloads,
             send_errors: self.send_errors,
             stopped,
-        };
-        *lock(&self.shared.snapshot) = snapshot;
+        }
     }
 
     fn reload(&mut self) {

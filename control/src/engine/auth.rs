@@ -1,16 +1,18 @@
 //! IKE_AUTH authentication data ([RFC 7296 § 2.15](https://www.rfc-editor.org/rfc/rfc7296#section-2.15)).
 //!
-//! Both authentication methods sign (or MAC) the same octets; [`signed_octets`] computes them,
-//! [`psk_auth`] turns them into the AUTH data of method 2 (Shared Key Message Integrity Code).
-//! Signature methods ([RFC 7427](https://www.rfc-editor.org/rfc/rfc7427)) plug in at
-//! [`super::config::LocalAuth::Signature`] with the same octets.
+//! Both authentication methods sign (or MAC) the same octets; [`signed_octets`] computes them.
+//! The AUTH payloads themselves come from [`crate::auth`]: the PSK MAC of method 2
+//! ([`crate::auth::psk_authentication`]), RFC 7427 signatures
+//! ([`crate::auth::Credential::sign`]) and their verification with a certificate chain
+//! ([`crate::auth::authenticate_peer`]).
 
+use std::net::IpAddr;
+
+use super::config::{ConnectionConfig, LocalAuth};
+use crate::auth::Identity;
 use crate::crypto::Secret;
 use crate::crypto::prf::Prf;
 use crate::wire::payload::Identification;
-
-/// "The pad string is chosen so that it is not likely to be used for any other purpose."
-pub const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
 
 /// The body of an ID payload as it is MACed: "RestOfInitIDPayload" / "RestOfRespIDPayload" —
 /// ID Type, three reserved octets, then the identification data.
@@ -47,13 +49,17 @@ pub fn signed_octets(
     out
 }
 
-/// AUTH data of method 2: `prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>)`.
-pub fn psk_auth(prf: Prf, psk: &Secret, signed_octets: &[u8]) -> Secret {
-    let key = prf.prf(psk.expose(), &[KEY_PAD]);
-    prf.prf(key.expose(), &[signed_octets])
-}
-
-/// Checks received AUTH data of method 2, in constant time.
-pub fn psk_verify(prf: Prf, psk: &Secret, signed_octets: &[u8], received: &[u8]) -> bool {
-    psk_auth(prf, psk, signed_octets) == Secret::from_slice(received)
+/// The identity we send under connection `c` from address `local`: the configured one, else
+/// the certificate's subject DN (signatures) or the IKE address (PSK), as strongSwan does.
+pub fn local_identity(c: &ConnectionConfig, local: IpAddr) -> Identity {
+    if let Some(id) = &c.local_id {
+        return id.clone();
+    }
+    match &c.local_auth {
+        LocalAuth::PubKey(cred) => cred.default_identity(),
+        LocalAuth::Psk => match local {
+            IpAddr::V4(a) => Identity::Ipv4(a),
+            IpAddr::V6(a) => Identity::Ipv6(a),
+        },
+    }
 }

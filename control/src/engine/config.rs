@@ -2,11 +2,12 @@
 //! (`control/src/config/`) is converted into these types by the daemon.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::crypto::Secret;
+use crate::auth::{Credential, Identity, SharedSecrets, TrustStore};
 use crate::crypto::proposal::ProposalSpec;
-use crate::wire::payload::{Identification, TrafficSelector};
+use crate::wire::payload::TrafficSelector;
 
 /// Everything the engine needs to know.
 #[derive(Debug, Clone)]
@@ -17,6 +18,9 @@ pub struct EngineConfig {
     ///
     /// [RFC 7296 § 2.19]: https://www.rfc-editor.org/rfc/rfc7296#section-2.19
     pub pools: Vec<PoolConfig>,
+    /// Pre-shared keys, looked up by the identities of each IKE SA
+    /// ([`SharedSecrets::lookup`]).
+    pub secrets: SharedSecrets,
     /// Request retransmission.
     pub retransmit: RetransmitConfig,
     /// Above this many half-open IKE SAs a responder demands a COOKIE
@@ -31,6 +35,10 @@ pub struct EngineConfig {
     /// ([RFC 3948 § 4](https://www.rfc-editor.org/rfc/rfc3948#section-4); strongSwan's
     /// `keep_alive`, 20 s); `None` disables them.
     pub nat_keepalive: Option<Duration>,
+    /// The largest IP datagram an IKE fragment may fill (strongSwan's `fragment_size`,
+    /// 1280): protected messages larger than that are sent as fragments when both sides
+    /// announced IKE fragmentation ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)).
+    pub fragment_size: usize,
     /// At most this many INVALID_IKE_SPI notifications per second are sent
     /// ([RFC 7296 § 2.21.4](https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4)).
     pub invalid_spi_rate: u32,
@@ -41,11 +49,13 @@ impl Default for EngineConfig {
         EngineConfig {
             connections: Vec::new(),
             pools: Vec::new(),
+            secrets: SharedSecrets::default(),
             retransmit: RetransmitConfig::default(),
             cookie_threshold: 10,
             cookie_secret_lifetime: Duration::from_secs(60),
             half_open_timeout: Duration::from_secs(30),
             nat_keepalive: Some(Duration::from_secs(20)),
+            fragment_size: 1280,
             invalid_spi_rate: 10,
         }
     }
@@ -62,6 +72,9 @@ pub struct RetransmitConfig {
     pub base: f64,
     /// How many retransmissions before giving up.
     pub tries: u32,
+    /// The longest single wait (strongSwan's `retransmit_limit`); `None`: only
+    /// [`RetransmitConfig::MAX_WAIT`].
+    pub limit: Option<Duration>,
 }
 
 impl Default for RetransmitConfig {
@@ -70,18 +83,20 @@ impl Default for RetransmitConfig {
             timeout: Duration::from_secs(4),
             base: 1.8,
             tries: 5,
+            limit: None,
         }
     }
 }
 
 impl RetransmitConfig {
     /// How long to wait after send number `n` (0 = the first send) before the next action,
-    /// at most [`RetransmitConfig::MAX_WAIT`].
+    /// at most `limit` and [`RetransmitConfig::MAX_WAIT`].
     pub fn wait(&self, n: u32) -> Duration {
         let exp = i32::try_from(n).unwrap_or(i32::MAX);
         let secs = self.timeout.as_secs_f64() * self.base.powi(exp);
         Duration::try_from_secs_f64(secs)
             .unwrap_or(Self::MAX_WAIT)
+            .min(self.limit.unwrap_or(Self::MAX_WAIT))
             .min(Self::MAX_WAIT)
     }
 
@@ -102,14 +117,25 @@ pub struct ConnectionConfig {
     pub remote_addrs: Vec<IpAddr>,
     /// IKE proposals, in preference order.
     pub ike_proposals: Vec<ProposalSpec>,
-    /// Our identity (IDi or IDr).
-    pub local_id: Identification,
+    /// Our identity (IDi or IDr); `None` sends the certificate's subject DN with
+    /// [`LocalAuth::PubKey`] and our IKE address with [`LocalAuth::Psk`], as strongSwan does.
+    pub local_id: Option<Identity>,
     /// How we authenticate.
     pub local_auth: LocalAuth,
-    /// The identity the peer must prove; `None` accepts any.
-    pub remote_id: Option<Identification>,
+    /// The identity the peer must prove: exact, a pattern (`*@roamgate.test`) or
+    /// [`Identity::Any`]. An initiator sends an exact one as IDr.
+    pub remote_id: Identity,
     /// How the peer must authenticate.
     pub remote_auth: RemoteAuth,
+    /// When we send our certificate chain ([`LocalAuth::PubKey`] only).
+    pub send_cert: SendCert,
+    /// Whether we ask for the peer's certificate with CERTREQ payloads naming our trust
+    /// anchors ([RFC 7296 § 3.7](https://www.rfc-editor.org/rfc/rfc7296#section-3.7);
+    /// [`RemoteAuth::PubKey`] only).
+    pub send_certreq: bool,
+    /// Whether IKE fragmentation ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)) is
+    /// offered (IKEV2_FRAGMENTATION_SUPPORTED) and used when the peer offers it too.
+    pub fragmentation: bool,
     /// Whether MOBIKE ([RFC 4555](https://www.rfc-editor.org/rfc/rfc4555)) is offered.
     pub mobike: bool,
     /// Liveness check after this much inbound silence; `None` disables it.
@@ -118,6 +144,9 @@ pub struct ConnectionConfig {
     pub rekey_time: Option<Duration>,
     /// Hard lifetime after the rekey time.
     pub over_time: Option<Duration>,
+    /// Up to this much (uniformly random) is taken off each rekey interval so that both
+    /// sides rarely rekey at once (strongSwan's `rand_time`); `None`: no jitter.
+    pub rand_time: Option<Duration>,
     /// The CHILD_SAs.
     pub children: Vec<ChildConfig>,
     /// Pool names to assign virtual IPs from (responder).
@@ -130,21 +159,35 @@ pub struct ConnectionConfig {
 /// How we prove our identity ([RFC 7296 § 2.15](https://www.rfc-editor.org/rfc/rfc7296#section-2.15)).
 #[derive(Debug, Clone)]
 pub enum LocalAuth {
-    /// Pre-shared key: AUTH method 2 (Shared Key Message Integrity Code).
-    Psk(Secret),
-    /// Signature authentication ([RFC 7427](https://www.rfc-editor.org/rfc/rfc7427)), by an
-    /// external signer; not supported by this engine yet (an IKE SA configured so fails).
-    Signature,
+    /// Pre-shared key: AUTH method 2 (Shared Key Message Integrity Code), with the key
+    /// [`EngineConfig::secrets`] holds for our identity and the peer's.
+    Psk,
+    /// Digital signature ([RFC 7427](https://www.rfc-editor.org/rfc/rfc7427) method 14, or
+    /// the classic ECDSA methods of [RFC 4754](https://www.rfc-editor.org/rfc/rfc4754) when
+    /// the peer announced no hash algorithms) with this key and certificate chain.
+    PubKey(Arc<Credential>),
 }
 
 /// How the peer must prove its identity.
 #[derive(Debug, Clone)]
 pub enum RemoteAuth {
-    /// Pre-shared key (AUTH method 2).
-    Psk(Secret),
-    /// Signature authentication ([RFC 7427](https://www.rfc-editor.org/rfc/rfc7427)), checked by
-    /// an external verifier; not supported by this engine yet.
-    Signature,
+    /// Pre-shared key (AUTH method 2), looked up in [`EngineConfig::secrets`].
+    Psk,
+    /// A signature with a certificate that chains to one of these trust anchors and binds
+    /// the identity the peer sent.
+    PubKey(Arc<TrustStore>),
+}
+
+/// When to send our certificate chain (strongSwan's `send_cert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SendCert {
+    /// In every IKE_AUTH message we send.
+    Always,
+    /// Only when the peer sent a CERTREQ (the default).
+    #[default]
+    IfAsked,
+    /// Never (the peer has our certificate already).
+    Never,
 }
 
 /// The IPsec mode of a CHILD_SA.
@@ -170,15 +213,47 @@ pub enum StartAction {
     Trap,
 }
 
+/// A configured traffic selector ([RFC 7296 § 2.9](https://www.rfc-editor.org/rfc/rfc7296#section-2.9)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TsConfig {
+    /// These addresses, protocol and ports.
+    Fixed(TrafficSelector),
+    /// strongSwan's `dynamic`: the side's IKE address, or its virtual IP once one is assigned,
+    /// with this protocol and port range.
+    Dynamic {
+        /// The IP protocol (0: any).
+        ip_protocol: u8,
+        /// The first port.
+        start_port: u16,
+        /// The last port.
+        end_port: u16,
+    },
+}
+
+impl TsConfig {
+    /// `dynamic`, any protocol and port.
+    pub const DYNAMIC: TsConfig = TsConfig::Dynamic {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: u16::MAX,
+    };
+}
+
+impl From<TrafficSelector> for TsConfig {
+    fn from(ts: TrafficSelector) -> TsConfig {
+        TsConfig::Fixed(ts)
+    }
+}
+
 /// One CHILD_SA of a connection.
 #[derive(Debug, Clone)]
 pub struct ChildConfig {
     /// The CHILD_SA's name.
     pub name: String,
     /// Our side's traffic selectors.
-    pub local_ts: Vec<TrafficSelector>,
+    pub local_ts: Vec<TsConfig>,
     /// The peer's side's traffic selectors.
-    pub remote_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TsConfig>,
     /// ESP proposals, in preference order.
     pub esp_proposals: Vec<ProposalSpec>,
     /// The mode.
@@ -187,6 +262,9 @@ pub struct ChildConfig {
     pub start_action: StartAction,
     /// CHILD_SA rekeying interval; `None` disables it.
     pub rekey_time: Option<Duration>,
+    /// Up to this much (uniformly random) is taken off each rekey interval; `None`: no
+    /// jitter.
+    pub rand_time: Option<Duration>,
 }
 
 /// A virtual-IP pool.

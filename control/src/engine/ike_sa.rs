@@ -102,8 +102,11 @@ pub(super) struct ChildProposal {
 /// Our outstanding request (window size 1).
 pub(super) struct Pending {
     pub(super) message_id: u32,
-    /// The IKE message as sent (without the non-ESP marker).
+    /// The IKE message as sent (without the non-ESP marker); its first fragment when it was
+    /// fragmented.
     pub(super) bytes: Vec<u8>,
+    /// Every fragment, when it was fragmented (all are retransmitted together).
+    pub(super) fragments: Vec<Vec<u8>>,
     /// How many times it was sent.
     pub(super) sends: u32,
     pub(super) next_at: Instant,
@@ -114,7 +117,11 @@ pub(super) struct Pending {
 pub(super) struct CachedResponse {
     pub(super) message_id: u32,
     pub(super) request: Vec<u8>,
+    /// The request's fragments, when it came in fragments (fragment 1 first).
+    pub(super) request_fragments: Vec<Vec<u8>>,
     pub(super) response: Vec<u8>,
+    /// The response's fragments, when it went out in fragments.
+    pub(super) response_fragments: Vec<Vec<u8>>,
 }
 
 /// One IKE SA.
@@ -172,6 +179,36 @@ pub(super) struct IkeSa {
     pub(super) silent: bool,
     /// Our SPI before the last rekey (where the predecessor lives).
     pub(super) local_spi_before_rekey: u64,
+    /// The hash algorithms the peer announced in SIGNATURE_HASH_ALGORITHMS
+    /// ([RFC 7427 § 4](https://www.rfc-editor.org/rfc/rfc7427#section-4)); `None` if it sent
+    /// none.
+    pub(super) peer_hashes: Option<Vec<crate::wire::HashAlgorithm>>,
+    /// The CERTREQ payloads the peer sent (IKE_SA_INIT response or IKE_AUTH request).
+    pub(super) peer_certreqs: Vec<crate::wire::payload::CertificateRequest>,
+    /// Whether both sides announced IKE fragmentation
+    /// ([RFC 7383 § 2.3](https://www.rfc-editor.org/rfc/rfc7383#section-2.3)).
+    pub(super) fragmentation: bool,
+    /// The fragments of a message being reassembled.
+    pub(super) reassembly: Option<Reassembly>,
+    /// The fragments (datagrams, in fragment order) of the request just reassembled, for
+    /// the response cache.
+    pub(super) reassembled_from: Vec<Vec<u8>>,
+}
+
+/// A fragmented message being put together
+/// ([RFC 7383 § 2.6](https://www.rfc-editor.org/rfc/rfc7383#section-2.6)); every piece
+/// passed its integrity check before it was kept.
+pub(super) struct Reassembly {
+    pub(super) message_id: u32,
+    pub(super) started: Instant,
+    /// The first inner payload type (from fragment 1).
+    pub(super) first_inner: crate::wire::PayloadType,
+    /// Decrypted pieces by fragment number − 1.
+    pub(super) parts: Vec<Option<Vec<u8>>>,
+    /// The datagrams, by fragment number − 1.
+    pub(super) datagrams: Vec<Option<Vec<u8>>>,
+    /// Plaintext octets so far.
+    pub(super) len: usize,
 }
 
 impl IkeSa {
@@ -312,6 +349,11 @@ impl IkeSa {
             hard_expiry: None,
             silent: true,
             local_spi_before_rekey: 0,
+            peer_hashes: None,
+            peer_certreqs: Vec::new(),
+            fragmentation: self.fragmentation,
+            reassembly: None,
+            reassembled_from: Vec::new(),
         }
     }
 }

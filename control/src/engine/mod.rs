@@ -44,9 +44,21 @@
 //!   before anything happens, so no unauthenticated datagram can touch an established SA.
 //! - INITIAL_CONTACT makes the responder delete older IKE SAs of the same connection and
 //!   identity, so a restarted road warrior gets its virtual IP back at once.
-//! - IKE fragmentation (RFC 7383), certificate and EAP authentication, and MOBIKE's
-//!   exchanges are not in this engine yet; the path primitive MOBIKE needs is
-//!   [`Engine::update_ike_sa_path`].
+//! - Authentication is by pre-shared key or by signature with X.509 certificates
+//!   ([RFC 7427](https://www.rfc-editor.org/rfc/rfc7427)). Both sides announce
+//!   SIGNATURE_HASH_ALGORITHMS in IKE_SA_INIT; a side that verifies signatures sends CERTREQ
+//!   (responder: in IKE_SA_INIT, initiator: in IKE_AUTH). A responder picks the connection
+//!   when IDi arrives: the first whose addresses and remote identity match and whose
+//!   credentials verify the peer's AUTH. Certificate validity needs wall-clock time, which
+//!   the caller supplies with [`Engine::set_wall_clock`].
+//! - IKE fragmentation ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)): announced in
+//!   IKE_SA_INIT when the connection allows it; once both sides did, a protected message
+//!   larger than [`EngineConfig::fragment_size`] goes out in Encrypted Fragment payloads
+//!   (retransmitted together), and received fragments are checked one by one, then put
+//!   together (at most 64 per message, 64 KiB, 30 s). A retransmitted first fragment of an
+//!   answered request gets the whole cached response again.
+//! - EAP and MOBIKE's exchanges are not in this engine yet; the path primitive MOBIKE needs
+//!   is [`Engine::update_ike_sa_path`].
 //!
 //! # Ports
 //!
@@ -66,14 +78,15 @@ mod pool;
 pub mod sa;
 pub mod stats;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 pub use config::{
     ChildConfig, ConnectionConfig, EngineConfig, LocalAuth, Mode, PoolConfig, RemoteAuth,
-    RetransmitConfig, StartAction,
+    RetransmitConfig, SendCert, StartAction, TsConfig,
 };
 pub use sa::{
     ChildProtocol, ChildSaInstall, Lifetimes, MemorySaSink, SaEvent, SaKeys, SaSink, SaSinkError,
@@ -263,6 +276,10 @@ pub struct Engine {
     conns: Vec<Arc<ConnectionConfig>>,
     rng: Box<dyn Rng + Send>,
     sas: HashMap<IkeSaHandle, IkeSa>,
+    /// When each IKE SA next has timer work, as last scheduled: a min-heap with lazy
+    /// deletion (an entry whose SA is gone or rescheduled is skipped when it comes due), so
+    /// `poll_timeout` and `handle_timeout` cost O(log n), not O(n), with many IKE SAs.
+    timers: BinaryHeap<Reverse<(Instant, IkeSaHandle)>>,
     /// Our IKE SPI → handle.
     by_spi: HashMap<u64, IkeSaHandle>,
     /// Half-open responder SAs by (peer address, SPIi), to answer retransmitted IKE_SA_INIT.
@@ -275,6 +292,8 @@ pub struct Engine {
     cookie: CookieSecrets,
     invalid_spi_budget: (Option<Instant>, u32),
     pools: pool::Pools,
+    /// The wall-clock time at one monotonic instant, for certificate validity.
+    wall_clock: Option<(Instant, SystemTime)>,
 }
 
 struct CookieSecrets {
@@ -305,6 +324,7 @@ impl Engine {
             config,
             rng,
             sas: HashMap::new(),
+            timers: BinaryHeap::new(),
             by_spi: HashMap::new(),
             half_open: HashMap::new(),
             next_handle: 1,
@@ -320,6 +340,7 @@ impl Engine {
             },
             invalid_spi_budget: (None, 0),
             pools,
+            wall_clock: None,
         }
     }
 
@@ -348,6 +369,30 @@ impl Engine {
                 .unwrap_or(usize::MAX);
         }
         self.config = config;
+        // DPD delays and keepalive intervals may have changed: reschedule every IKE SA.
+        let handles: Vec<IkeSaHandle> = self.sas.keys().copied().collect();
+        for h in handles {
+            self.schedule(h);
+        }
+    }
+
+    /// Tells the engine the wall-clock time `wall` at the monotonic instant `now`; the engine
+    /// reads no clock itself. Certificate validity periods are checked against
+    /// `wall + (instant - now)` for later instants, so the caller sets it once at start and
+    /// again whenever it likes (the daemon does before every datagram). Until it is set,
+    /// every certificate is refused.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall_clock = Some((now, wall));
+    }
+
+    /// The wall-clock time at `now`, if known.
+    fn wall_time(&self, now: Instant) -> Option<SystemTime> {
+        let (at, wall) = self.wall_clock?;
+        if now >= at {
+            wall.checked_add(now - at)
+        } else {
+            wall.checked_sub(at - now)
+        }
     }
 
     /// The counters.
@@ -468,7 +513,7 @@ impl Engine {
             .remove(&handle)
             .ok_or(CommandError::UnknownIkeSa(handle))?;
         self.set_path(&mut sa, local, remote);
-        self.sas.insert(handle, sa);
+        self.insert_sa(handle, sa);
         Ok(())
     }
 
@@ -513,24 +558,55 @@ impl Engine {
 
     /// Handles the passing of time: retransmissions, liveness checks, expiries.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let handles: Vec<IkeSaHandle> = self.sas.keys().copied().collect();
-        for h in handles {
-            if let Some(mut sa) = self.sas.remove(&h) {
+        let mut due = Vec::new();
+        while let Some(Reverse((at, h))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            due.push(h);
+        }
+        due.sort_unstable();
+        due.dedup();
+        for h in due {
+            let Some(mut sa) = self.sas.remove(&h) else {
+                continue;
+            };
+            let next = sa.next_timeout_with(sa.cfg.dpd_delay, self.config.nat_keepalive);
+            if next.is_some_and(|t| t <= now) {
                 if self.sa_timeout(now, &mut sa) {
-                    self.sas.insert(h, sa);
+                    self.insert_sa(h, sa);
                 } else {
                     self.forget(sa);
                 }
+            } else {
+                // A stale entry: the SA was rescheduled later in the meantime.
+                self.insert_sa(h, sa);
             }
         }
     }
 
-    /// The next time [`Engine::handle_timeout`] has work, if any.
+    /// The next time [`Engine::handle_timeout`] has work, if any (possibly a little early:
+    /// an SA rescheduled later leaves its old entry behind, and that wake-up does nothing).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas
-            .values()
-            .filter_map(|sa| sa.next_timeout_with(sa.cfg.dpd_delay, self.config.nat_keepalive))
-            .min()
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Puts `sa` back into the table and schedules its next timer.
+    pub(in crate::engine) fn insert_sa(&mut self, handle: IkeSaHandle, sa: IkeSa) {
+        self.sas.insert(handle, sa);
+        self.schedule(handle);
+    }
+
+    /// Schedules the next timer of the IKE SA `handle`, if it has one.
+    fn schedule(&mut self, handle: IkeSaHandle) {
+        if let Some(at) = self
+            .sas
+            .get(&handle)
+            .and_then(|sa| sa.next_timeout_with(sa.cfg.dpd_delay, self.config.nat_keepalive))
+        {
+            self.timers.push(Reverse((at, handle)));
+        }
     }
 
     /// The next datagram to send.
@@ -596,6 +672,25 @@ impl Engine {
                 return spi;
             }
         }
+    }
+
+    /// When a rekey interval `interval` started at `now` is due, minus a random part of
+    /// `rand_time` (less than the interval).
+    fn rekey_due(
+        &mut self,
+        now: Instant,
+        interval: Option<std::time::Duration>,
+        rand_time: Option<std::time::Duration>,
+    ) -> Option<Instant> {
+        let interval = interval?;
+        let mut jitter = std::time::Duration::ZERO;
+        if let Some(r) = rand_time.filter(|r| !r.is_zero()) {
+            let mut b = [0u8; 8];
+            self.rng.fill(&mut b);
+            let fraction = (u64::from_be_bytes(b) >> 11) as f64 / (1u64 << 53) as f64;
+            jitter = r.mul_f64(fraction).min(interval / 2);
+        }
+        now.checked_add(interval - jitter)
     }
 
     fn random(&mut self, len: usize) -> Vec<u8> {

@@ -66,4 +66,13 @@ pub struct EngineStats {
     pub child_rekey_collisions: u64,
     /// SA events the data plane failed to apply.
     pub sa_sink_errors: u64,
+    /// IKE fragments sent ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)).
+    pub fragments_sent: u64,
+    /// IKE fragments received that passed their integrity check.
+    pub fragments_received: u64,
+    /// Messages put together from fragments.
+    pub messages_reassembled: u64,
+    /// Fragments dropped: fragmentation not negotiated, over the count or size limits,
+    /// inconsistent numbering, duplicates, or a reassembly that timed out.
+    pub drop_fragment: u64,
 }

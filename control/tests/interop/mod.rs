@@ -5,18 +5,22 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use roamgate_control::auth::{Identity, SharedSecrets};
 use roamgate_control::crypto::Secret;
 use roamgate_control::crypto::proposal::{ProposalSpec, Protocol};
-use roamgate_control::daemon::{Daemon, DaemonHandle, DaemonSettings, SharedSaSink, Snapshot};
+use roamgate_control::daemon::{
+    ConfigLoader, Daemon, DaemonHandle, DaemonSettings, SharedSaSink, Snapshot,
+};
 use roamgate_control::engine::{
     ChildConfig, ConnectionConfig, EngineConfig, IkeSaInfo, LocalAuth, MemorySaSink, Mode,
-    PoolConfig, RemoteAuth, StartAction,
+    PoolConfig, RemoteAuth, SendCert, StartAction,
 };
-use roamgate_control::wire::payload::{AddressRange, Identification, TrafficSelector};
+use roamgate_control::wire::payload::{AddressRange, TrafficSelector};
 use roamgate_lab::strongswan::{GW_ID, RW_ID, TunnelParams};
 use roamgate_lab::{Lab, Netns};
 
@@ -31,19 +35,35 @@ pub struct Roamgate {
 impl Roamgate {
     /// Starts a daemon with `config` whose sockets live in `ns`.
     pub fn start(lab: &Lab, ns: &Netns, role: &str, config: EngineConfig) -> Roamgate {
+        let settings = DaemonSettings::default();
+        Roamgate::start_with_loader(
+            lab,
+            ns,
+            role,
+            Box::new(move || Ok((settings.clone(), config.clone()))),
+        )
+    }
+
+    /// Starts a daemon configured by the TOML file at `path`, loaded (and reloaded) the way
+    /// `roamgate control --config` does, with `daemon::config::load`.
+    pub fn start_from_file(lab: &Lab, ns: &Netns, role: &str, path: &Path) -> Roamgate {
+        let path = path.to_owned();
+        Roamgate::start_with_loader(
+            lab,
+            ns,
+            role,
+            Box::new(move || Ok(roamgate_control::daemon::config::load(&path)?)),
+        )
+    }
+
+    /// Starts a daemon whose configuration comes from `loader`.
+    pub fn start_with_loader(lab: &Lab, ns: &Netns, role: &str, loader: ConfigLoader) -> Roamgate {
         let sink = Arc::new(Mutex::new(MemorySaSink::new()));
         let shared = SharedSaSink(sink.clone());
         let log = lab.logs().join(format!("roamgate-{role}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let settings = DaemonSettings::default();
-        let loader_config = config.clone();
         let daemon = ns
-            .enter(move || {
-                Daemon::new(
-                    Box::new(move || Ok((settings.clone(), loader_config.clone()))),
-                    Box::new(shared),
-                )
-            })
+            .enter(move || Daemon::new(loader, Box::new(shared)))
             .unwrap()
             .unwrap_or_else(|e| panic!("roamgate daemon in {}: {e}", ns.name()));
         let handle = daemon.handle();
@@ -129,22 +149,27 @@ pub fn gateway_config(params: &TunnelParams, local: &[Ipv4Addr], lan: &str) -> E
             local_addrs: local.iter().map(|a| IpAddr::V4(*a)).collect(),
             remote_addrs: vec![],
             ike_proposals: vec![spec(Protocol::Ike, &params.proposals)],
-            local_id: Identification::fqdn(GW_ID),
-            local_auth: LocalAuth::Psk(psk.clone()),
-            remote_id: Some(Identification::rfc822(RW_ID)),
-            remote_auth: RemoteAuth::Psk(psk),
+            local_id: Some(Identity::Fqdn(GW_ID.into())),
+            local_auth: LocalAuth::Psk,
+            remote_id: Identity::Rfc822(RW_ID.into()),
+            remote_auth: RemoteAuth::Psk,
+            send_cert: SendCert::IfAsked,
+            send_certreq: true,
+            fragmentation: true,
             mobike: params.mobike,
             dpd_delay: Some(params.dpd_delay),
             rekey_time: None,
             over_time: None,
+            rand_time: None,
             children: vec![ChildConfig {
                 name: "lan".into(),
-                local_ts: vec![prefix_v4(lan)],
-                remote_ts: vec![prefix_v4("0.0.0.0/0")],
+                local_ts: vec![prefix_v4(lan).into()],
+                remote_ts: vec![prefix_v4("0.0.0.0/0").into()],
                 esp_proposals: vec![spec(Protocol::Esp, &params.esp_proposals)],
                 mode: Mode::Tunnel,
                 start_action: StartAction::None,
                 rekey_time: None,
+                rand_time: None,
             }],
             pools: vec!["rw_pool".into()],
             vips: vec![],
@@ -154,6 +179,7 @@ pub fn gateway_config(params: &TunnelParams, local: &[Ipv4Addr], lan: &str) -> E
             first: "10.200.0.1".parse().unwrap(),
             last: "10.200.0.254".parse().unwrap(),
         }],
+        secrets: SharedSecrets::single(psk),
         ..EngineConfig::default()
     }
 }
@@ -168,28 +194,77 @@ pub fn client_config(params: &TunnelParams, gw: &[Ipv4Addr], lan: &str) -> Engin
             local_addrs: vec![],
             remote_addrs: gw.iter().map(|a| IpAddr::V4(*a)).collect(),
             ike_proposals: vec![spec(Protocol::Ike, &params.proposals)],
-            local_id: Identification::rfc822(RW_ID),
-            local_auth: LocalAuth::Psk(psk.clone()),
-            remote_id: Some(Identification::fqdn(GW_ID)),
-            remote_auth: RemoteAuth::Psk(psk),
+            local_id: Some(Identity::Rfc822(RW_ID.into())),
+            local_auth: LocalAuth::Psk,
+            remote_id: Identity::Fqdn(GW_ID.into()),
+            remote_auth: RemoteAuth::Psk,
+            send_cert: SendCert::IfAsked,
+            send_certreq: true,
+            fragmentation: true,
             mobike: params.mobike,
             dpd_delay: Some(params.dpd_delay),
             rekey_time: None,
             over_time: None,
+            rand_time: None,
             children: vec![ChildConfig {
                 name: "lan".into(),
-                local_ts: vec![prefix_v4("0.0.0.0/0")],
-                remote_ts: vec![prefix_v4(lan)],
+                local_ts: vec![prefix_v4("0.0.0.0/0").into()],
+                remote_ts: vec![prefix_v4(lan).into()],
                 esp_proposals: vec![spec(Protocol::Esp, &params.esp_proposals)],
                 mode: Mode::Tunnel,
                 start_action: StartAction::None,
                 rekey_time: None,
+                rand_time: None,
             }],
             pools: vec![],
             vips: vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)],
         }],
+        secrets: SharedSecrets::single(psk),
         ..EngineConfig::default()
     }
+}
+
+/// strongSwan's CHILD_SA and roamgate's installed one are the two halves of one SA pair.
+pub fn assert_same_child(
+    sa: &roamgate_lab::strongswan::IkeSa,
+    installed: &[roamgate_control::engine::ChildSaInstall],
+) {
+    let child = sa.children.first().expect("strongSwan has a CHILD_SA");
+    let ours = installed
+        .iter()
+        .find(|c| hex_spi(c.outbound.spi) == child.spi_in)
+        .unwrap_or_else(|| {
+            panic!(
+                "roamgate installed no CHILD_SA whose outbound SPI is strongSwan's inbound {}: {:?}",
+                child.spi_in,
+                installed
+                    .iter()
+                    .map(|c| (hex_spi(c.inbound.spi), hex_spi(c.outbound.spi)))
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(hex_spi(ours.inbound.spi), child.spi_out, "{sa:?}");
+}
+
+/// Every packet roamgate (`from`) sent in the capture dissects cleanly in tshark (no
+/// malformed packet, no expert error or warning); returns how many there were.
+pub fn assert_clean_ike(pcap: &Path, from: &str) -> usize {
+    let packets = roamgate_lab::capture::dissect(pcap, "isakmp", &[]).unwrap();
+    let ours: Vec<_> = packets.iter().filter(|p| p.src == from).collect();
+    assert!(
+        !ours.is_empty(),
+        "no IKE packet from {from} in {}",
+        pcap.display()
+    );
+    for p in &ours {
+        assert!(!p.malformed, "malformed: {p:?} in {}", pcap.display());
+        assert!(
+            !p.expert.iter().any(|s| s == "error" || s == "warning"),
+            "expert error or warning: {p:?} in {}",
+            pcap.display()
+        );
+    }
+    ours.len()
 }
 
 /// strongSwan prints SPIs as 8 hex digits.

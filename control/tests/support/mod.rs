@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use roamgate_control::auth::{Identity, SharedSecrets};
 use roamgate_control::crypto::Secret;
 use roamgate_control::crypto::proposal::{ProposalSpec, Protocol};
 use roamgate_control::engine::{
     ChildConfig, ConnectionConfig, Engine, EngineConfig, Event, LocalAuth, MemorySaSink, Mode,
-    RemoteAuth, StartAction, Transmit,
+    RemoteAuth, SendCert, StartAction, Transmit,
 };
-use roamgate_control::wire::payload::{AddressRange, Identification, TrafficSelector};
+use roamgate_control::wire::payload::{AddressRange, TrafficSelector};
 
 /// splitmix64: small, seedable, good enough to drive a simulation (not for keys outside tests).
 #[derive(Debug, Clone)]
@@ -330,21 +331,23 @@ pub fn ts(cidr: &str) -> TrafficSelector {
 pub fn child(name: &str, local: &str, remote: &str) -> ChildConfig {
     ChildConfig {
         name: name.into(),
-        local_ts: vec![ts(local)],
-        remote_ts: vec![ts(remote)],
+        local_ts: vec![ts(local).into()],
+        remote_ts: vec![ts(remote).into()],
         esp_proposals: vec![esp("aes128gcm16"), esp("aes256-sha256")],
         mode: Mode::Tunnel,
         start_action: StartAction::None,
         rekey_time: None,
+        rand_time: None,
     }
 }
 
+/// A PSK connection with our identity `local_id` (an FQDN) accepting any peer identity; the
+/// key itself goes into [`EngineConfig::secrets`] (see [`psk_config`]).
 pub fn connection(
     name: &str,
     local: IpAddr,
     remote: Option<IpAddr>,
     local_id: &str,
-    psk: &[u8],
 ) -> ConnectionConfig {
     ConnectionConfig {
         name: name.into(),
@@ -354,42 +357,42 @@ pub fn connection(
             ike("aes128gcm16-prfsha256-x25519"),
             ike("aes256-sha256-ecp256-modp2048"),
         ],
-        local_id: Identification::fqdn(local_id),
-        local_auth: LocalAuth::Psk(Secret::from_slice(psk)),
-        remote_id: None,
-        remote_auth: RemoteAuth::Psk(Secret::from_slice(psk)),
+        local_id: Some(Identity::Fqdn(local_id.into())),
+        local_auth: LocalAuth::Psk,
+        remote_id: Identity::Any,
+        remote_auth: RemoteAuth::Psk,
+        send_cert: SendCert::IfAsked,
+        send_certreq: true,
+        fragmentation: true,
         mobike: false,
         dpd_delay: None,
         rekey_time: None,
         over_time: None,
+        rand_time: None,
         children: Vec::new(),
         pools: Vec::new(),
         vips: Vec::new(),
     }
 }
 
+/// An engine configuration with `connections` and one pre-shared key for every identity.
+pub fn psk_config(connections: Vec<ConnectionConfig>, psk: &[u8]) -> EngineConfig {
+    EngineConfig {
+        connections,
+        secrets: SharedSecrets::single(Secret::from_slice(psk)),
+        ..EngineConfig::default()
+    }
+}
+
 /// A site-to-site pair: initiator 192.0.2.1 (10.1.0.0/16) ↔ responder 198.51.100.1
 /// (10.2.0.0/16), same PSK.
 pub fn pair_configs() -> (EngineConfig, EngineConfig) {
-    let mut i = connection(
-        "gw",
-        INITIATOR,
-        Some(RESPONDER),
-        "moon.example",
-        b"sixteen byte psk",
-    );
+    let mut i = connection("gw", INITIATOR, Some(RESPONDER), "moon.example");
     i.children.push(child("net", "10.1.0.0/16", "10.2.0.0/16"));
-    let mut r = connection("gw", RESPONDER, None, "sun.example", b"sixteen byte psk");
+    let mut r = connection("gw", RESPONDER, None, "sun.example");
     r.children.push(child("net", "10.2.0.0/16", "10.1.0.0/16"));
-    let ic = EngineConfig {
-        connections: vec![i],
-        ..EngineConfig::default()
-    };
-    let rc = EngineConfig {
-        connections: vec![r],
-        ..EngineConfig::default()
-    };
-    (ic, rc)
+    let psk = b"sixteen byte psk";
+    (psk_config(vec![i], psk), psk_config(vec![r], psk))
 }
 
 /// A simulator with node 0 the initiator and node 1 the responder.

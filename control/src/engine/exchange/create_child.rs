@@ -395,12 +395,9 @@ impl Engine {
             let Some(ch) = c.children.get(i) else {
                 continue;
             };
-            let remote_side = match sa.assigned_vip {
-                Some(v) => vec![host_ts(v)],
-                None => ch.remote_ts.clone(),
-            };
+            let remote_side = remote_ts_of(sa, &ch.remote_ts);
             let ntsi = narrow(&tsi.selectors, &remote_side);
-            let ntsr = narrow(&tsr.selectors, &ch.local_ts);
+            let ntsr = narrow(&tsr.selectors, &local_ts_of(sa, &ch.local_ts));
             if !ntsi.is_empty() && !ntsr.is_empty() {
                 chosen = Some((i, ntsi, ntsr));
                 break;
@@ -599,7 +596,7 @@ impl Engine {
             {
                 old.queue.push_back(Request::DeleteIke);
                 if self.pump_queue(now, &mut old) {
-                    self.sas.insert(h, old);
+                    self.insert_sa(h, old);
                 } else {
                     self.forget(old);
                 }
@@ -718,7 +715,7 @@ impl Engine {
         let pred_handle = self.alloc_handle();
         let pred = sa.split_predecessor(pred_handle, now + PREDECESSOR_LIFETIME);
         self.by_spi.insert(old_local_spi, pred_handle);
-        self.sas.insert(pred_handle, pred);
+        self.insert_sa(pred_handle, pred);
         sa.local_spi_before_rekey = old_local_spi;
         sa.initiator = initiator;
         sa.spi_i = spi_i;
@@ -730,7 +727,7 @@ impl Engine {
         sa.next_message_id = 0;
         sa.peer_next_message_id = 0;
         sa.iv_counter = 0;
-        sa.rekey_at = sa.cfg.rekey_time.and_then(|d| now.checked_add(d));
+        sa.rekey_at = self.rekey_due(now, sa.cfg.rekey_time, sa.cfg.rand_time);
         sa.hard_expiry = sa
             .cfg
             .rekey_time

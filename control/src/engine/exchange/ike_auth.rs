@@ -1,9 +1,105 @@
 //! IKE_AUTH in both roles ([RFC 7296 § 1.2](https://www.rfc-editor.org/rfc/rfc7296#section-1.2)):
-//! PSK authentication, the first CHILD_SA, traffic selector narrowing, virtual IPs.
+//! authentication by pre-shared key or by signature with certificates
+//! ([§ 2.15](https://www.rfc-editor.org/rfc/rfc7296#section-2.15),
+//! [RFC 7427](https://www.rfc-editor.org/rfc/rfc7427)), CERT and CERTREQ, the responder's
+//! choice of connection, the first CHILD_SA, traffic selector narrowing, virtual IPs.
 
 use super::*;
+use crate::auth::{AuthError, Identity, authenticate_peer, psk_authentication, verify_psk_auth};
+use crate::engine::config::{ConnectionConfig, SendCert};
 
 impl Engine {
+    // ----- authentication, both roles -----
+
+    /// Our AUTH payload over `octets` under connection `c`, and the CERT payloads to send
+    /// with it. `us` is our identity, `peer` the peer's (or the configured pattern before it
+    /// is known).
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::engine) fn our_auth(
+        &self,
+        sa: &IkeSa,
+        c: &ConnectionConfig,
+        us: &Identity,
+        peer: &Identity,
+        octets: &[u8],
+        prf: crate::crypto::prf::Prf,
+    ) -> Result<(Vec<Payload>, Authentication), FailureReason> {
+        match &c.local_auth {
+            LocalAuth::Psk => {
+                let psk = self.config.secrets.lookup(Some(us), peer).ok_or(
+                    FailureReason::Unsupported("no pre-shared key for these identities"),
+                )?;
+                Ok((Vec::new(), psk_authentication(prf, psk, octets)))
+            }
+            LocalAuth::PubKey(cred) => {
+                let auth = cred.sign(sa.peer_hashes.as_deref(), octets).map_err(|e| {
+                    tracing::warn!(error = %e, "cannot sign our AUTH payload");
+                    FailureReason::Unsupported("no signature scheme in common with the peer")
+                })?;
+                let send = match c.send_cert {
+                    SendCert::Always => true,
+                    SendCert::IfAsked => !sa.peer_certreqs.is_empty(),
+                    SendCert::Never => false,
+                };
+                let certs = if send {
+                    cred.cert_payloads(&sa.peer_certreqs)
+                        .into_iter()
+                        .map(Payload::Certificate)
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Ok((certs, auth))
+            }
+        }
+    }
+
+    /// Checks the peer's identity and AUTH payload against connection `c`: the identity must
+    /// match the configured remote identity; with a PSK the MAC must verify with the key for
+    /// both identities, with signatures the certificate chain must lead to a trust anchor at
+    /// the current wall-clock time, bind the identity and verify the signature.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::engine) fn verify_peer(
+        &self,
+        now: Instant,
+        c: &ConnectionConfig,
+        us: &Identity,
+        peer: &Identification,
+        certs: &[crate::wire::payload::Certificate],
+        auth: &Authentication,
+        octets: &[u8],
+        prf: crate::crypto::prf::Prf,
+    ) -> Result<Identity, AuthError> {
+        match &c.remote_auth {
+            RemoteAuth::Psk => {
+                let identity = Identity::from_wire(peer)?;
+                if c.remote_id.matches(&identity).is_none() {
+                    return Err(AuthError::IdMismatch {
+                        expected: c.remote_id.to_string(),
+                        got: identity.to_string(),
+                    });
+                }
+                let psk = self
+                    .config
+                    .secrets
+                    .lookup(Some(us), &identity)
+                    .ok_or_else(|| AuthError::NoSharedKey {
+                        local: us.to_string(),
+                        remote: identity.to_string(),
+                    })?;
+                verify_psk_auth(prf, psk, octets, auth)?;
+                Ok(identity)
+            }
+            RemoteAuth::PubKey(trust) => {
+                let wall = self.wall_time(now).ok_or_else(|| {
+                    AuthError::UntrustedChain("the wall-clock time is not known".into())
+                })?;
+                authenticate_peer(trust, &c.remote_id, peer, certs, auth, octets, wall)
+                    .map(|p| p.identity)
+            }
+        }
+    }
+
     // ----- initiator: IKE_AUTH -----
 
     pub(in crate::engine) fn send_auth_request(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
@@ -11,7 +107,14 @@ impl Engine {
         let Some(keys) = sa.keys.as_ref() else {
             return false;
         };
-        let id = c.local_id.clone();
+        let us = local_identity(&c, sa.local.ip());
+        let Some(id) = us.to_wire() else {
+            self.fail(
+                sa,
+                FailureReason::Unsupported("our identity cannot be sent"),
+            );
+            return false;
+        };
         let octets = signed_octets(
             &sa.init_request,
             &sa.nr,
@@ -19,22 +122,33 @@ impl Engine {
             &keys.sk_pi,
             &id_payload_body(&id),
         );
-        let auth = match &c.local_auth {
-            LocalAuth::Psk(psk) => psk_auth(keys.prf, psk, &octets),
-            LocalAuth::Signature => {
-                self.fail(sa, FailureReason::Unsupported("signature authentication"));
+        let (certs, auth) = match self.our_auth(sa, &c, &us, &c.remote_id, &octets, keys.prf) {
+            Ok(a) => a,
+            Err(reason) => {
+                self.fail(sa, reason);
                 return false;
             }
         };
         let mut payloads = vec![Payload::IdInitiator(id)];
-        payloads.push(notify(NotifyType::INITIAL_CONTACT));
-        if let Some(r) = &c.remote_id {
-            payloads.push(Payload::IdResponder(r.clone()));
+        payloads.extend(certs);
+        if let RemoteAuth::PubKey(trust) = &c.remote_auth
+            && c.send_certreq
+            && let Some(req) = trust.certificate_request()
+        {
+            payloads.push(Payload::CertificateRequest(req));
         }
-        payloads.push(Payload::Authentication(Authentication {
-            method: AuthMethod::SHARED_KEY_MIC,
-            data: auth.expose().to_vec(),
-        }));
+        // INITIAL_CONTACT asserts this is our only IKE SA with the peer (RFC 7296 § 3.10.1):
+        // only when no other IKE SA of this connection to this peer exists, or the peer would
+        // delete the others.
+        if !self.has_other_ike_sa(sa) {
+            payloads.push(notify(NotifyType::INITIAL_CONTACT));
+        }
+        if !c.remote_id.has_wildcard()
+            && let Some(r) = c.remote_id.to_wire()
+        {
+            payloads.push(Payload::IdResponder(r));
+        }
+        payloads.push(Payload::Authentication(auth));
         if !c.vips.is_empty() {
             let attributes = c
                 .vips
@@ -60,11 +174,25 @@ impl Engine {
             payloads.push(Payload::SecurityAssociation(SecurityAssociation {
                 proposals: offer(&child.esp_proposals, &spi.to_be_bytes(), false),
             }));
+            // With a virtual IP requested, `dynamic` asks for the whole family and the
+            // responder narrows it to the address it assigns.
+            let local_ts = match c.vips.first() {
+                Some(&v) => child
+                    .local_ts
+                    .iter()
+                    .map(|t| match t {
+                        TsConfig::Fixed(ts) => ts.clone(),
+                        TsConfig::Dynamic { .. } => family_ts(v),
+                    })
+                    .collect(),
+                None => local_ts_of(sa, &child.local_ts),
+            };
+            let remote_ts = remote_ts_of(sa, &child.remote_ts);
             payloads.push(Payload::TsInitiator(TrafficSelectors {
-                selectors: child.local_ts.clone(),
+                selectors: local_ts.clone(),
             }));
             payloads.push(Payload::TsResponder(TrafficSelectors {
-                selectors: child.remote_ts.clone(),
+                selectors: remote_ts.clone(),
             }));
             match child.mode {
                 Mode::Transport => payloads.push(notify(NotifyType::USE_TRANSPORT_MODE)),
@@ -74,8 +202,8 @@ impl Engine {
             sa.child_proposal = Some(ChildProposal {
                 child: 0,
                 inbound_spi: spi,
-                local_ts: child.local_ts.clone(),
-                remote_ts: child.remote_ts.clone(),
+                local_ts,
+                remote_ts,
             });
         }
         if c.mobike {
@@ -122,7 +250,6 @@ impl Engine {
         let Some(keys) = sa.keys.as_ref() else {
             return false;
         };
-        let id_ok = c.remote_id.as_ref().is_none_or(|r| r == idr);
         let octets = signed_octets(
             &sa.init_response,
             &sa.ni,
@@ -130,14 +257,19 @@ impl Engine {
             &keys.sk_pr,
             &id_payload_body(idr),
         );
-        let auth_ok = match &c.remote_auth {
-            RemoteAuth::Psk(psk) => {
-                auth.method == AuthMethod::SHARED_KEY_MIC
-                    && psk_verify(keys.prf, psk, &octets, &auth.data)
-            }
-            RemoteAuth::Signature => false,
-        };
-        if !(id_ok && auth_ok) {
+        let us = local_identity(c, sa.local.ip());
+        let verified = self.verify_peer(
+            now,
+            c,
+            &us,
+            idr,
+            &certificates(payloads),
+            auth,
+            &octets,
+            keys.prf,
+        );
+        if let Err(e) = verified {
+            tracing::info!(connection = %sa.connection, error = %e, "the responder failed authentication");
             self.stats.authentication_failed += 1;
             // Tell the responder, which considers the IKE SA established
             // (RFC 7296 § 2.21.2), then forget the SA.
@@ -273,7 +405,7 @@ impl Engine {
 
     pub(in crate::engine) fn established(&mut self, now: Instant, sa: &mut IkeSa) {
         sa.state = State::Established;
-        sa.rekey_at = sa.cfg.rekey_time.and_then(|d| now.checked_add(d));
+        sa.rekey_at = self.rekey_due(now, sa.cfg.rekey_time, sa.cfg.rand_time);
         sa.hard_expiry = sa
             .cfg
             .rekey_time
@@ -356,10 +488,11 @@ impl Engine {
                 rekey_time: cfg.rekey_time,
             },
         };
+        let rekey_at = self.rekey_due(now, cfg.rekey_time, cfg.rand_time);
         sa.children.push(ChildSa {
             name: cfg.name.clone(),
             cfg_index: child,
-            rekey_at: cfg.rekey_time.and_then(|d| now.checked_add(d)),
+            rekey_at,
             rekeyed: false,
             pfs_group: None,
             inbound_spi,
@@ -413,11 +546,24 @@ impl Engine {
                     &id_payload_body(idi),
                 );
                 // The connection: the first whose addresses and remote identity match and
-                // whose key verifies the AUTH payload, the one chosen at IKE_SA_INIT first.
-                let order = std::iter::once(sa.conn)
+                // whose credentials verify the AUTH payload, the one chosen at IKE_SA_INIT
+                // first. When the initiator names the identity it wants us to have (IDr),
+                // connections with that identity go first, as in strongSwan.
+                let wanted = find(payloads, |p| match p {
+                    Payload::IdResponder(i) => Some(i),
+                    _ => None,
+                })
+                .and_then(|i| Identity::from_wire(i).ok());
+                let mut order: Vec<usize> = std::iter::once(sa.conn)
                     .chain(0..self.conns.len())
-                    .filter(|&i| i < self.conns.len());
+                    .filter(|&i| i < self.conns.len())
+                    .collect();
+                if let Some(w) = &wanted {
+                    order.sort_by_key(|&i| local_identity(&self.conns[i], local.ip()) != *w);
+                }
+                let certs = certificates(payloads);
                 let mut found = None;
+                let mut last_error = None;
                 for i in order {
                     let c = &self.conns[i];
                     if !addr_matches(&c.local_addrs, local.ip())
@@ -425,26 +571,27 @@ impl Engine {
                     {
                         continue;
                     }
-                    if c.remote_id.as_ref().is_some_and(|r| r != idi) {
-                        continue;
-                    }
-                    let ok = match &c.remote_auth {
-                        RemoteAuth::Psk(psk) => {
-                            auth.method == AuthMethod::SHARED_KEY_MIC
-                                && psk_verify(prf, psk, &octets, &auth.data)
+                    let us = local_identity(c, local.ip());
+                    match self.verify_peer(now, c, &us, idi, &certs, auth, &octets, prf) {
+                        Ok(identity) => {
+                            found = Some((i, identity));
+                            break;
                         }
-                        RemoteAuth::Signature => false,
-                    };
-                    if ok {
-                        found = Some(i);
-                        break;
+                        Err(e) => last_error = Some(e),
                     }
                 }
-                found.map(|i| (i, idi.clone()))
+                if found.is_none() {
+                    let reason = last_error.map_or_else(
+                        || "no connection matches the addresses".to_owned(),
+                        |e| e.to_string(),
+                    );
+                    tracing::info!(%remote, error = %reason, "the initiator failed authentication");
+                }
+                found.map(|(i, identity)| (i, idi.clone(), identity))
             }
             _ => None,
         };
-        let Some((conn, idi)) = verified else {
+        let Some((conn, idi, peer_identity)) = verified else {
             self.stats.authentication_failed += 1;
             self.respond(sa, rx, vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
             self.fail(sa, FailureReason::AuthenticationFailed);
@@ -455,13 +602,22 @@ impl Engine {
         sa.cfg = c.clone();
         sa.connection = c.name.clone();
         sa.peer_id = Some(idi.clone());
+        sa.peer_certreqs = certificate_requests(payloads);
         sa.local = local;
         sa.remote = remote;
         sa.peer_mobike = c.mobike && has_notify(payloads, NotifyType::MOBIKE_SUPPORTED);
         if has_notify(payloads, NotifyType::INITIAL_CONTACT) {
             self.initial_contact(sa);
         }
-        let id = c.local_id.clone();
+        let us = local_identity(&c, local.ip());
+        let Some(id) = us.to_wire() else {
+            self.respond(sa, rx, vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
+            self.fail(
+                sa,
+                FailureReason::Unsupported("our identity cannot be sent"),
+            );
+            return false;
+        };
         let octets = signed_octets(
             &sa.init_response,
             &sa.ni,
@@ -469,21 +625,18 @@ impl Engine {
             &keys.sk_pr,
             &id_payload_body(&id),
         );
-        let auth = match &c.local_auth {
-            LocalAuth::Psk(psk) => psk_auth(prf, psk, &octets),
-            LocalAuth::Signature => {
+        let (certs, auth) = match self.our_auth(sa, &c, &us, &peer_identity, &octets, prf) {
+            Ok(a) => a,
+            Err(reason) => {
+                self.stats.authentication_failed += 1;
                 self.respond(sa, rx, vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
-                self.fail(sa, FailureReason::Unsupported("signature authentication"));
+                self.fail(sa, reason);
                 return false;
             }
         };
-        let mut out = vec![
-            Payload::IdResponder(id),
-            Payload::Authentication(Authentication {
-                method: AuthMethod::SHARED_KEY_MIC,
-                data: auth.expose().to_vec(),
-            }),
-        ];
+        let mut out = vec![Payload::IdResponder(id)];
+        out.extend(certs);
+        out.push(Payload::Authentication(auth));
         // Configuration payload: assign a virtual IP from the connection's pools.
         let mut vip_failed = false;
         if let Some(cp) = find(payloads, |p| match p {
@@ -602,12 +755,9 @@ impl Engine {
             .map_or_else(String::new, |ch| ch.name.clone());
         let mut chosen = None;
         for (i, ch) in c.children.iter().enumerate() {
-            let remote_side = match sa.assigned_vip {
-                Some(v) => vec![host_ts(v)],
-                None => ch.remote_ts.clone(),
-            };
+            let remote_side = remote_ts_of(sa, &ch.remote_ts);
             let ntsi = narrow(&tsi.selectors, &remote_side);
-            let ntsr = narrow(&tsr.selectors, &ch.local_ts);
+            let ntsr = narrow(&tsr.selectors, &local_ts_of(sa, &ch.local_ts));
             if !ntsi.is_empty() && !ntsr.is_empty() {
                 chosen = Some((i, ntsi, ntsr));
                 break;
@@ -671,6 +821,18 @@ impl Engine {
         }
     }
 
+    /// Whether another live IKE SA of `sa`'s connection exists with the same peer address
+    /// (established or being set up; a rekeyed predecessor finishing its delete does not
+    /// count).
+    fn has_other_ike_sa(&self, sa: &IkeSa) -> bool {
+        self.sas.values().any(|o| {
+            o.handle != sa.handle
+                && !o.silent
+                && o.cfg.name == sa.cfg.name
+                && o.remote.ip() == sa.remote.ip()
+        })
+    }
+
     /// INITIAL_CONTACT: "the sender has no other IKE SAs with the receiver"
     /// ([RFC 7296 § 3.10.1](https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1)), so
     /// every older IKE SA of this connection with the same authenticated identity is stale:
@@ -701,6 +863,7 @@ mod tests {
     use super::*;
     use crate::engine::negotiate::EspAlgorithms;
     use crate::engine::{EngineConfig, IkeSaHandle};
+    use crate::wire::AuthMethod;
 
     /// The orientation rules no simulation between two of our own engines can check (a
     /// mistake on both sides still agrees): the CHILD_SA keys of RFC 7296 § 2.17 and the SK
@@ -711,14 +874,18 @@ mod tests {
             local_addrs: vec![],
             remote_addrs: vec![],
             ike_proposals: vec![],
-            local_id: Identification::fqdn("a"),
-            local_auth: LocalAuth::Psk(Secret::from_slice(b"k")),
-            remote_id: None,
-            remote_auth: RemoteAuth::Psk(Secret::from_slice(b"k")),
+            local_id: Some(Identity::Fqdn("a".into())),
+            local_auth: LocalAuth::Psk,
+            remote_id: Identity::Any,
+            remote_auth: RemoteAuth::Psk,
+            send_cert: SendCert::IfAsked,
+            send_certreq: true,
+            fragmentation: true,
             mobike: false,
             dpd_delay: None,
             rekey_time: None,
             over_time: None,
+            rand_time: None,
             children: vec![crate::engine::config::ChildConfig {
                 name: "ch".into(),
                 local_ts: vec![],
@@ -733,6 +900,7 @@ mod tests {
                 mode: Mode::Tunnel,
                 start_action: crate::engine::StartAction::None,
                 rekey_time: None,
+                rand_time: None,
             }],
             pools: vec![],
             vips: vec![],
@@ -812,6 +980,11 @@ mod tests {
             hard_expiry: None,
             silent: false,
             local_spi_before_rekey: 0,
+            peer_hashes: None,
+            peer_certreqs: Vec::new(),
+            fragmentation: false,
+            reassembly: None,
+            reassembled_from: Vec::new(),
         }
     }
 
@@ -823,7 +996,11 @@ mod tests {
         use aws_lc_rs::hmac;
         let mac = |k: &[u8], d: &[u8]| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, k), d);
         let keys = ike_keys();
-        let mut engine = Engine::new(EngineConfig::default(), Box::new(|b: &mut [u8]| b.fill(7)));
+        let config = EngineConfig {
+            secrets: crate::auth::SharedSecrets::single(Secret::from_slice(b"k")),
+            ..EngineConfig::default()
+        };
+        let mut engine = Engine::new(config, Box::new(|b: &mut [u8]| b.fill(7)));
         let mut sa = test_sa(true);
         sa.state = State::AuthSent;
         assert!(engine.send_auth_request(Instant::now(), &mut sa));
@@ -918,5 +1095,169 @@ mod tests {
             assert_eq!(sa.inbound.salt.expose(), &inb[16..]);
             assert_eq!((sa.inbound.spi, sa.outbound.spi), (0x1000, 0x2000));
         }
+    }
+
+    // ----- reassembly limits (RFC 7383 § 2.6) -----
+
+    use super::super::fragment::{MAX_FRAGMENTS, MAX_REASSEMBLED, REASSEMBLY_TIMEOUT};
+
+    const SA: crate::wire::PayloadType = crate::wire::PayloadType::SA;
+    const NONE: crate::wire::PayloadType = crate::wire::PayloadType::NO_NEXT_PAYLOAD;
+
+    fn engine() -> Engine {
+        Engine::new(EngineConfig::default(), Box::new(|b: &mut [u8]| b.fill(7)))
+    }
+
+    #[test]
+    fn fragments_reassemble_in_any_order() {
+        let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (3, 3), NONE, b"cc".to_vec(), b"3")
+                .is_none()
+        );
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (1, 3), SA, b"aa".to_vec(), b"1")
+                .is_none()
+        );
+        let (first, plain) = e
+            .add_fragment(now, &mut sa, 1, (2, 3), NONE, b"bb".to_vec(), b"2")
+            .unwrap();
+        assert_eq!((first, &plain[..]), (SA, &b"aabbcc"[..]));
+        assert_eq!(
+            sa.reassembled_from,
+            [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]
+        );
+        assert_eq!(e.stats().messages_reassembled, 1);
+        assert_eq!(e.stats().drop_fragment, 0);
+    }
+
+    #[test]
+    fn duplicates_and_older_numberings_are_dropped() {
+        let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (1, 3), SA, b"a".to_vec(), b"1")
+                .is_none()
+        );
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (1, 3), SA, b"a".to_vec(), b"1")
+                .is_none()
+        );
+        assert_eq!(e.stats().drop_fragment, 1);
+        // A smaller Total Fragments is left over from an older fragmentation.
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (2, 2), NONE, b"b".to_vec(), b"2")
+                .is_none()
+        );
+        assert_eq!(e.stats().drop_fragment, 2);
+        // A larger one replaces what was kept.
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (4, 4), NONE, b"d".to_vec(), b"4")
+                .is_none()
+        );
+        assert_eq!(sa.reassembly.as_ref().unwrap().parts.len(), 4);
+        assert_eq!(e.stats().drop_fragment, 3);
+    }
+
+    #[test]
+    fn limits_on_count_size_and_time() {
+        let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
+        // Too many fragments.
+        let n = MAX_FRAGMENTS + 1;
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (1, n), SA, vec![0], b"1")
+                .is_none()
+        );
+        assert!(sa.reassembly.is_none());
+        assert_eq!(e.stats().drop_fragment, 1);
+        // Too large: the whole reassembly goes.
+        let big = vec![0u8; MAX_REASSEMBLED / 2 + 1];
+        assert!(
+            e.add_fragment(now, &mut sa, 2, (1, 3), SA, big.clone(), b"1")
+                .is_none()
+        );
+        assert!(
+            e.add_fragment(now, &mut sa, 2, (2, 3), NONE, big, b"2")
+                .is_none()
+        );
+        assert!(sa.reassembly.is_none());
+        assert_eq!(e.stats().drop_fragment, 2);
+        // Too old: a fragment after the timeout starts over, so nothing completes.
+        assert!(
+            e.add_fragment(now, &mut sa, 3, (1, 2), SA, b"a".to_vec(), b"1")
+                .is_none()
+        );
+        let later = now + REASSEMBLY_TIMEOUT + std::time::Duration::from_secs(1);
+        assert!(
+            e.add_fragment(later, &mut sa, 3, (2, 2), NONE, b"b".to_vec(), b"2")
+                .is_none()
+        );
+        assert_eq!(e.stats().drop_fragment, 3);
+        assert_eq!(e.stats().messages_reassembled, 0);
+    }
+
+    #[test]
+    fn fragments_are_refused_when_fragmentation_is_off() {
+        let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
+        let mut c = conn();
+        c.fragmentation = false;
+        sa.cfg = std::sync::Arc::new(c);
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (1, 1), SA, b"a".to_vec(), b"1")
+                .is_none()
+        );
+        assert_eq!(e.stats().drop_fragment, 1);
+    }
+
+    // ----- signing per the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 § 4) -----
+
+    fn credential(
+        dir: &std::path::Path,
+        kind: roamgate_lab::pki::KeyKind,
+    ) -> crate::auth::Credential {
+        let ca = roamgate_lab::pki::LabCa::new(dir, kind)
+            .unwrap_or_else(|e| panic!("strongSwan's pki is needed to make certificates: {e}"));
+        let ee = ca.issue("gw.roamgate.test", kind).unwrap();
+        crate::auth::Credential::load(&ee.key, &[ee.cert.as_path()]).unwrap()
+    }
+
+    #[test]
+    fn signature_method_follows_the_peer_s_hash_announcement() {
+        use crate::wire::HashAlgorithm;
+        use roamgate_lab::pki::KeyKind;
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine();
+        let mut sa = test_sa(false);
+        let mut c = conn();
+        c.local_auth = LocalAuth::PubKey(std::sync::Arc::new(credential(
+            &dir.path().join("p256"),
+            KeyKind::EcdsaP256,
+        )));
+        c.send_cert = SendCert::Always;
+        let us = Identity::Fqdn("gw.roamgate.test".into());
+        let prf = crate::crypto::prf::Prf::HmacSha256;
+        let sign = |sa: &IkeSa, c: &ConnectionConfig| {
+            e.our_auth(sa, c, &us, &Identity::Any, b"octets", prf)
+        };
+        // Announced hashes: RFC 7427 method 14, and the certificate goes along.
+        sa.peer_hashes = Some(vec![HashAlgorithm::SHA2_256]);
+        let (certs, auth) = sign(&sa, &c).unwrap();
+        assert_eq!(auth.method, AuthMethod::DIGITAL_SIGNATURE);
+        assert_eq!(certs.len(), 1);
+        // None announced: the classic ECDSA method of RFC 4754.
+        sa.peer_hashes = None;
+        let (_, auth) = sign(&sa, &c).unwrap();
+        assert_eq!(auth.method, AuthMethod::ECDSA_SHA256_P256);
+        // An RSA key has no classic method here: the handshake fails cleanly.
+        c.local_auth = LocalAuth::PubKey(std::sync::Arc::new(credential(
+            &dir.path().join("rsa"),
+            KeyKind::Rsa2048,
+        )));
+        assert!(matches!(sign(&sa, &c), Err(FailureReason::Unsupported(_))));
+        // With `ifasked` and no CERTREQ from the peer, no certificate is sent.
+        sa.peer_hashes = Some(vec![HashAlgorithm::SHA2_256]);
+        c.send_cert = SendCert::IfAsked;
+        let (certs, auth) = sign(&sa, &c).unwrap();
+        assert!(certs.is_empty());
+        assert_eq!(auth.method, AuthMethod::DIGITAL_SIGNATURE);
     }
 }

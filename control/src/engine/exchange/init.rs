@@ -64,6 +64,11 @@ impl Engine {
             hard_expiry: None,
             silent: false,
             local_spi_before_rekey: 0,
+            peer_hashes: None,
+            peer_certreqs: Vec::new(),
+            fragmentation: false,
+            reassembly: None,
+            reassembled_from: Vec::new(),
         };
         let dh = group.and_then(|g| DhPrivate::generate(g, &mut *self.rng).ok());
         let Some(dh) = dh else {
@@ -81,7 +86,7 @@ impl Engine {
         };
         self.send_init_request(now, &mut sa);
         self.by_spi.insert(spi_i, handle);
-        self.sas.insert(handle, sa);
+        self.insert_sa(handle, sa);
         handle
     }
 
@@ -115,6 +120,12 @@ impl Engine {
             NotifyType::NAT_DETECTION_DESTINATION_IP,
             nat_detection_hash(sa.spi_i, 0, sa.remote).to_vec(),
         )));
+        payloads.push(Payload::Notify(Notify::signature_hash_algorithms(
+            crate::auth::SUPPORTED_HASHES,
+        )));
+        if c.fragmentation {
+            payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED));
+        }
         let msg = Message {
             spi_i: sa.spi_i,
             spi_r: 0,
@@ -130,6 +141,7 @@ impl Engine {
         sa.init_request = bytes.clone();
         sa.pending = Some(Pending {
             message_id: 0,
+            fragments: Vec::new(),
             bytes,
             sends: 1,
             next_at: now + self.config.retransmit.wait(0),
@@ -254,6 +266,10 @@ impl Engine {
             return false;
         };
         let mobike = c.mobike;
+        sa.peer_hashes = peer_hash_algorithms(&msg.payloads);
+        sa.peer_certreqs = certificate_requests(&msg.payloads);
+        sa.fragmentation =
+            c.fragmentation && has_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED);
         sa.spi_r = msg.spi_r;
         sa.nr = nr.data.clone();
         if sa.local.ip().is_unspecified() {
@@ -449,13 +465,53 @@ impl Engine {
             hard_expiry: None,
             silent: false,
             local_spi_before_rekey: 0,
+            peer_hashes: None,
+            peer_certreqs: Vec::new(),
+            fragmentation: false,
+            reassembly: None,
+            reassembled_from: Vec::new(),
         };
         self.detect_nat(&mut sa, &msg, 0);
+        sa.peer_hashes = peer_hash_algorithms(&msg.payloads);
+        sa.fragmentation =
+            c.fragmentation && has_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED);
         let Some(keys) = derive_keys(&alg, &shared, &sa.ni, &nr, sa.spi_i, spi_r, false) else {
             self.stats.drop_invalid_init += 1;
             return;
         };
         sa.keys = Some(keys);
+        // CERTREQ for every trust anchor of the connections this peer may end up in (the
+        // final choice waits for IDi).
+        let mut authorities: Vec<u8> = Vec::new();
+        for c in &self.conns {
+            if !(addr_matches(&c.local_addrs, local.ip())
+                && addr_matches(&c.remote_addrs, remote.ip())
+                && c.send_certreq)
+            {
+                continue;
+            }
+            if let RemoteAuth::PubKey(trust) = &c.remote_auth {
+                for cert in trust.certificates() {
+                    let hash = cert.spki_sha1();
+                    if !authorities.chunks(20).any(|h| h == hash) {
+                        authorities.extend_from_slice(&hash);
+                    }
+                }
+            }
+        }
+        let mut extra = Vec::new();
+        if !authorities.is_empty() {
+            extra.push(Payload::CertificateRequest(CertificateRequest {
+                encoding: crate::wire::CertEncoding::X509_SIGNATURE,
+                authorities,
+            }));
+        }
+        extra.push(Payload::Notify(Notify::signature_hash_algorithms(
+            crate::auth::SUPPORTED_HASHES,
+        )));
+        if sa.fragmentation {
+            extra.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED));
+        }
         let response = Message {
             spi_i: sa.spi_i,
             spi_r,
@@ -480,7 +536,10 @@ impl Engine {
                     NotifyType::NAT_DETECTION_DESTINATION_IP,
                     nat_detection_hash(sa.spi_i, spi_r, remote).to_vec(),
                 )),
-            ],
+            ]
+            .into_iter()
+            .chain(extra)
+            .collect(),
         };
         let Some(out) = self.send_plain(local, remote, &response) else {
             return;
@@ -495,7 +554,7 @@ impl Engine {
         tracing::debug!(%remote, nat_local = sa.nat_local, nat_remote = sa.nat_remote, "IKE_SA_INIT answered");
         self.by_spi.insert(spi_r, handle);
         self.half_open.insert((remote, sa.spi_i), handle);
-        self.sas.insert(handle, sa);
+        self.insert_sa(handle, sa);
     }
 
     pub(in crate::engine) fn rotate_cookie_secret(&mut self, now: Instant) {

@@ -4,6 +4,7 @@
 //! windows and retransmission ([§ 2.1–2.3](https://www.rfc-editor.org/rfc/rfc7296#section-2.1)).
 
 mod create_child;
+mod fragment;
 mod ike_auth;
 mod informational;
 mod init;
@@ -11,8 +12,8 @@ mod init;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::auth::{id_payload_body, psk_auth, psk_verify, signed_octets};
-use super::config::{LocalAuth, Mode, RemoteAuth};
+use super::auth::{id_payload_body, local_identity, signed_octets};
+use super::config::{LocalAuth, Mode, RemoteAuth, TsConfig};
 use super::ike_sa::{CachedResponse, ChildProposal, ChildSa, IkeKeyState, IkeSa, Pending, State};
 use super::nat::{cookie, nat_detection_hash};
 use super::negotiate::{
@@ -29,13 +30,12 @@ use crate::crypto::dh::{self, DhPrivate};
 use crate::crypto::keys::{IkeKeys, IkeSuite, child_keys, skeyseed, split_salt};
 use crate::wire::header::{Flags, Repr};
 use crate::wire::payload::{
-    AddressRange, Authentication, ConfigAttribute, Configuration, Delete, Identification,
-    KeyExchange, Nonce, Notify, Payload, SecurityAssociation, TrafficSelector, TrafficSelectors,
-    decode_chain, encode_chain_to_vec,
+    AddressRange, Authentication, CertificateRequest, ConfigAttribute, Configuration, Delete,
+    Identification, KeyExchange, Nonce, Notify, Payload, SecurityAssociation, TrafficSelector,
+    TrafficSelectors, decode_chain, encode_chain_to_vec,
 };
-use crate::wire::{
-    AuthMethod, CfgAttrType, CfgType, ExchangeType, Message, NotifyType, ProtocolId,
-};
+use crate::wire::{CfgAttrType, CfgType, ExchangeType, Message, NotifyType, ProtocolId};
+use fragment::REASSEMBLY_TIMEOUT;
 
 /// strongSwan's private notify asking for BEET mode.
 pub(in crate::engine) const USE_BEET_MODE: NotifyType = NotifyType(40961);
@@ -89,6 +89,61 @@ fn host_ts(ip: IpAddr) -> TrafficSelector {
     }
 }
 
+/// Every address of `ip`'s family.
+fn family_ts(ip: IpAddr) -> TrafficSelector {
+    match ip {
+        IpAddr::V4(_) => TrafficSelector::Ipv4(AddressRange::any(
+            std::net::Ipv4Addr::UNSPECIFIED,
+            std::net::Ipv4Addr::BROADCAST,
+        )),
+        IpAddr::V6(_) => TrafficSelector::Ipv6(AddressRange::any(
+            std::net::Ipv6Addr::UNSPECIFIED,
+            std::net::Ipv6Addr::from(u128::MAX),
+        )),
+    }
+}
+
+/// Resolves configured selectors: `dynamic` becomes `host` (an IKE address or virtual IP)
+/// with the configured protocol and ports.
+fn resolve_ts(list: &[TsConfig], host: IpAddr) -> Vec<TrafficSelector> {
+    list.iter()
+        .map(|t| match t {
+            TsConfig::Fixed(ts) => ts.clone(),
+            TsConfig::Dynamic {
+                ip_protocol,
+                start_port,
+                end_port,
+            } => {
+                let mut ts = host_ts(host);
+                if let TrafficSelector::Ipv4(r) = &mut ts {
+                    (r.ip_protocol, r.start_port, r.end_port) =
+                        (*ip_protocol, *start_port, *end_port);
+                }
+                if let TrafficSelector::Ipv6(r) = &mut ts {
+                    (r.ip_protocol, r.start_port, r.end_port) =
+                        (*ip_protocol, *start_port, *end_port);
+                }
+                ts
+            }
+        })
+        .collect()
+}
+
+/// Our side's selectors of a CHILD_SA configuration on `sa`: `dynamic` is our virtual IP
+/// once we have one, else our IKE address.
+fn local_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
+    resolve_ts(list, sa.virtual_ip.unwrap_or(sa.local.ip()))
+}
+
+/// The peer's side's selectors: a virtual IP we assigned replaces them all (as before);
+/// otherwise `dynamic` is the peer's IKE address.
+fn remote_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
+    match sa.assigned_vip {
+        Some(v) => vec![host_ts(v)],
+        None => resolve_ts(list, sa.remote.ip()),
+    }
+}
+
 fn find<'a, T>(payloads: &'a [Payload], f: impl Fn(&'a Payload) -> Option<&'a T>) -> Option<&'a T> {
     payloads.iter().find_map(f)
 }
@@ -97,6 +152,39 @@ fn has_notify(payloads: &[Payload], ty: NotifyType) -> bool {
     payloads
         .iter()
         .any(|p| matches!(p, Payload::Notify(n) if n.ty == ty))
+}
+
+/// The peer's SIGNATURE_HASH_ALGORITHMS ([RFC 7427 § 4](https://www.rfc-editor.org/rfc/rfc7427#section-4)),
+/// if it sent a well-formed one.
+fn peer_hash_algorithms(payloads: &[Payload]) -> Option<Vec<crate::wire::HashAlgorithm>> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.ty == NotifyType::SIGNATURE_HASH_ALGORITHMS => {
+            n.as_signature_hash_algorithms()
+        }
+        _ => None,
+    })
+}
+
+/// The CERTREQ payloads of a message.
+fn certificate_requests(payloads: &[Payload]) -> Vec<CertificateRequest> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::CertificateRequest(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The CERT payloads of a message.
+fn certificates(payloads: &[Payload]) -> Vec<crate::wire::payload::Certificate> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Certificate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn first_error(payloads: &[Payload]) -> Option<NotifyType> {
@@ -264,14 +352,22 @@ impl Engine {
         payloads: Vec<Payload>,
     ) -> bool {
         let mid = sa.next_message_id;
-        let Some(bytes) = self.seal(sa, request.exchange(), false, mid, payloads) else {
+        let Some(mut datagrams) = self.seal_datagrams(sa, request.exchange(), false, mid, payloads)
+        else {
             return false;
         };
         sa.next_message_id = mid.wrapping_add(1);
         sa.last_outbound = now;
-        self.send_raw(sa.local, sa.remote, &bytes);
+        for d in &datagrams {
+            self.send_raw(sa.local, sa.remote, d);
+        }
+        let bytes = datagrams.first().cloned().unwrap_or_default();
+        if datagrams.len() == 1 {
+            datagrams.clear();
+        }
         sa.pending = Some(Pending {
             message_id: mid,
+            fragments: datagrams,
             bytes,
             sends: 1,
             next_at: now + self.config.retransmit.wait(0),
@@ -289,14 +385,23 @@ impl Engine {
     ) {
         let mid = rx.message_id;
         sa.peer_next_message_id = mid.wrapping_add(1);
-        let Some(bytes) = self.seal(sa, rx.exchange, true, mid, payloads) else {
+        let request_fragments = std::mem::take(&mut sa.reassembled_from);
+        let Some(mut datagrams) = self.seal_datagrams(sa, rx.exchange, true, mid, payloads) else {
             return;
         };
-        self.send_raw(rx.local, rx.remote, &bytes);
+        for d in &datagrams {
+            self.send_raw(rx.local, rx.remote, d);
+        }
+        let response = datagrams.first().cloned().unwrap_or_default();
+        if datagrams.len() == 1 {
+            datagrams.clear();
+        }
         sa.cached = Some(CachedResponse {
             message_id: mid,
             request: rx.bytes.to_vec(),
-            response: bytes,
+            request_fragments,
+            response,
+            response_fragments: datagrams,
         });
     }
 
@@ -355,17 +460,17 @@ impl Engine {
                 );
                 self.forget(sa);
             } else {
-                self.sas.insert(handle, sa);
+                self.insert_sa(handle, sa);
             }
             return Ok(());
         }
         if !sa.is_established() {
-            self.sas.insert(handle, sa);
+            self.insert_sa(handle, sa);
             return Err(CommandError::NotEstablished(handle));
         }
         sa.queue.push_back(req);
         if self.pump_queue(now, &mut sa) {
-            self.sas.insert(handle, sa);
+            self.insert_sa(handle, sa);
         } else {
             self.forget(sa);
         }
@@ -482,14 +587,14 @@ impl Engine {
                 };
                 if !sa.initiator || !matches!(sa.state, State::InitSent { .. }) {
                     self.stats.drop_unexpected_response += 1;
-                    self.sas.insert(h, sa);
+                    self.insert_sa(h, sa);
                     return;
                 }
                 let _span =
                     tracing::debug_span!("ike_sa", spi_i = format_args!("{:016x}", sa.spi_i))
                         .entered();
                 if self.init_response(now, &mut sa, local, bytes) {
-                    self.sas.insert(h, sa);
+                    self.insert_sa(h, sa);
                 } else {
                     self.forget(sa);
                 }
@@ -514,7 +619,7 @@ impl Engine {
         };
         if sa.initiator == from_initiator || sa.spi_i != header.spi_i || sa.spi_r != header.spi_r {
             self.stats.drop_unknown_spi += 1;
-            self.sas.insert(sa.handle, sa);
+            self.insert_sa(sa.handle, sa);
             return;
         }
         let _span = tracing::debug_span!(
@@ -529,7 +634,7 @@ impl Engine {
             self.protected_request(now, &mut sa, local, remote, header, bytes)
         };
         if keep {
-            self.sas.insert(sa.handle, sa);
+            self.insert_sa(sa.handle, sa);
         } else {
             self.forget(sa);
         }
@@ -559,7 +664,16 @@ impl Engine {
         self.send_plain(local, remote, &m);
     }
 
-    pub(in crate::engine) fn open(&mut self, sa: &IkeSa, bytes: &[u8]) -> Option<Vec<Payload>> {
+    /// Checks and decrypts a protected message of `sa` with message ID `mid`. A fragment is
+    /// kept until its message is complete ([RFC 7383 § 2.6](https://www.rfc-editor.org/rfc/rfc7383#section-2.6));
+    /// `None` until then, and for anything that fails.
+    pub(in crate::engine) fn open(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        mid: u32,
+        bytes: &[u8],
+    ) -> Option<Vec<Payload>> {
         let keys = sa.keys.as_ref()?;
         let opened = match keys.inb.open(bytes) {
             Ok(o) => o,
@@ -568,7 +682,23 @@ impl Engine {
                 return None;
             }
         };
-        match decode_chain(opened.first_inner, &opened.plaintext) {
+        let (first_inner, plaintext) = match opened.fragment {
+            None => (opened.first_inner, opened.plaintext),
+            Some((number, total)) => {
+                self.stats.fragments_received += 1;
+                let done = self.add_fragment(
+                    now,
+                    sa,
+                    mid,
+                    (number, total),
+                    opened.first_inner,
+                    opened.plaintext,
+                    bytes,
+                );
+                done?
+            }
+        };
+        match decode_chain(first_inner, &plaintext) {
             Ok(p) => Some(p),
             Err(_) => {
                 self.stats.drop_malformed += 1;
@@ -591,9 +721,11 @@ impl Engine {
             self.stats.drop_unexpected_response += 1;
             return true;
         }
-        let Some(payloads) = self.open(sa, bytes) else {
+        let Some(payloads) = self.open(now, sa, header.message_id, bytes) else {
             return true;
         };
+        // Only requests keep their fragments (for the response cache).
+        sa.reassembled_from.clear();
         let Some(pending) = sa.pending.take() else {
             return true;
         };
@@ -629,17 +761,32 @@ impl Engine {
     ) -> bool {
         let mid = header.message_id;
         if mid != sa.peer_next_message_id {
-            match &sa.cached {
-                Some(c) if c.message_id == mid && c.request == bytes => {
-                    let out = c.response.clone();
+            // A retransmitted request, or the first fragment of one
+            // (RFC 7383 § 2.6.1), gets the cached response again.
+            let again = sa.cached.as_ref().filter(|c| {
+                c.message_id == mid
+                    && match c.request_fragments.first() {
+                        Some(first) => first == bytes,
+                        None => c.request == bytes,
+                    }
+            });
+            match again {
+                Some(c) => {
+                    let out = if c.response_fragments.is_empty() {
+                        vec![c.response.clone()]
+                    } else {
+                        c.response_fragments.clone()
+                    };
                     self.stats.responses_retransmitted += 1;
-                    self.send_raw(local, remote, &out);
+                    for d in &out {
+                        self.send_raw(local, remote, d);
+                    }
                 }
-                _ => self.stats.drop_out_of_window += 1,
+                None => self.stats.drop_out_of_window += 1,
             }
             return true;
         }
-        let Some(payloads) = self.open(sa, bytes) else {
+        let Some(payloads) = self.open(now, sa, mid, bytes) else {
             return true;
         };
         let rx = Received {
@@ -680,6 +827,15 @@ impl Engine {
             }
             return false;
         }
+        if sa
+            .reassembly
+            .as_ref()
+            .is_some_and(|r| now.saturating_duration_since(r.started) > REASSEMBLY_TIMEOUT)
+        {
+            // Never completed: the peer gave up or lost a fragment for good.
+            sa.reassembly = None;
+            self.stats.drop_fragment += 1;
+        }
         let tries = self.config.retransmit.tries;
         if let Some(p) = &mut sa.pending
             && now >= p.next_at
@@ -696,10 +852,16 @@ impl Engine {
             let wait = self.config.retransmit.wait(p.sends);
             p.sends += 1;
             p.next_at = now + wait;
-            let bytes = p.bytes.clone();
+            let datagrams = if p.fragments.is_empty() {
+                vec![p.bytes.clone()]
+            } else {
+                p.fragments.clone()
+            };
             self.stats.requests_retransmitted += 1;
             sa.last_outbound = now;
-            self.send_raw(sa.local, sa.remote, &bytes);
+            for d in &datagrams {
+                self.send_raw(sa.local, sa.remote, d);
+            }
         }
         if sa.is_established() {
             if sa.hard_expiry.is_some_and(|at| now >= at) {
