@@ -14,7 +14,9 @@
 //!
 //! Both responders hold every IKE SA (with its CHILD_SA) until the run ends; neither uses
 //! cookies (threshold raised on both) and strongSwan's per-IP half-open limit is raised so one
-//! load generator may open many. Medians of `ROAMGATE_BENCH_RUNS` runs (default 3). Needs
+//! load generator may open many. Medians of `ROAMGATE_BENCH_RUNS` runs (default 3); with
+//! `ROAMGATE_BENCH_IKE_HOLD=N` it then establishes N IKE SAs with roamgate's responder and
+//! reports its resident memory (the 100k-SA check). Needs
 //! root. Run with `cargo bench -p roamgate-benches --bench ike`; results also go to
 //! `target/bench-results/ike.md`.
 
@@ -44,6 +46,8 @@ use roamgate_lab::{Lab, Netns};
 const DURATION: Duration = Duration::from_secs(5);
 /// Handshakes in flight.
 const WINDOW: usize = 32;
+/// How long the hold phase (`ROAMGATE_BENCH_IKE_HOLD`) may take.
+const HOLD_LIMIT: Duration = Duration::from_secs(20 * 60);
 /// Set in the child process that runs roamgate's responder: the address to listen on.
 const RESPONDER_ENV: &str = "ROAMGATE_BENCH_IKE_RESPONDER";
 const PROPOSAL: &str = "aes128gcm16-prfsha256-x25519";
@@ -167,7 +171,9 @@ struct Load {
 
 /// Drives handshakes from `local` in `ns` to `target` for [`DURATION`] with [`WINDOW`] in
 /// flight.
-fn generate(ns: &Netns, local: Ipv4Addr, target: Ipv4Addr) -> Result<Load> {
+/// Drives handshakes until `until`: for [`DURATION`] (counting those done by then), or until
+/// that many IKE SAs are established.
+fn generate(ns: &Netns, local: Ipv4Addr, target: Ipv4Addr, hold: Option<u64>) -> Result<Load> {
     let sockets = ns.enter(|| -> std::io::Result<Vec<IkeSocket>> {
         [500, 4500]
             .iter()
@@ -184,12 +190,16 @@ fn generate(ns: &Netns, local: Ipv4Addr, target: Ipv4Addr) -> Result<Load> {
     let mut buf = vec![0u8; 65_535];
     let (mut in_flight, mut established, mut failed) = (0usize, 0u64, 0u64);
     let start = Instant::now();
-    let end = start + DURATION;
+    let end = match hold {
+        None => start + DURATION,
+        Some(_) => start + HOLD_LIMIT,
+    };
     let mut established_by_end = 0;
     loop {
         let now = Instant::now();
-        if now < end {
-            while in_flight < WINDOW {
+        let enough = hold.is_some_and(|n| established + in_flight as u64 >= n);
+        if now < end && !enough {
+            while in_flight < WINDOW && hold.is_none_or(|n| established + (in_flight as u64) < n) {
                 engine
                     .initiate(now, "bench")
                     .map_err(|e| anyhow::anyhow!("initiate: {e}"))?;
@@ -250,9 +260,17 @@ fn generate(ns: &Netns, local: Ipv4Addr, target: Ipv4Addr) -> Result<Load> {
         }
     }
     Ok(Load {
-        established: established_by_end,
+        established: if hold.is_some() {
+            established
+        } else {
+            established_by_end
+        },
         failed,
-        elapsed: DURATION,
+        elapsed: if hold.is_some() {
+            start.elapsed()
+        } else {
+            DURATION
+        },
     })
 }
 
@@ -290,7 +308,7 @@ struct Figures {
 
 fn measure(load_ns: &Netns, local: Ipv4Addr, target: Ipv4Addr, pid: u32) -> Result<Figures> {
     let (cpu0, rss0) = usage(pid)?;
-    let load = generate(load_ns, local, target)?;
+    let load = generate(load_ns, local, target, None)?;
     let (cpu1, rss1) = usage(pid)?;
     if load.established == 0 {
         bail!("no handshake completed ({} failed)", load.failed);
@@ -304,6 +322,27 @@ fn measure(load_ns: &Netns, local: Ipv4Addr, target: Ipv4Addr, pid: u32) -> Resu
         cpu_us: (cpu1 - cpu0).as_secs_f64() * 1e6 / n,
         bytes_per_sa: rss1.saturating_sub(rss0) as f64 / n,
     })
+}
+
+/// Establishes `n` IKE SAs with roamgate's responder and returns (n, its resident memory,
+/// the rate).
+fn hold_phase(n: u64) -> Result<(u64, u64, f64)> {
+    let _lab = Lab::new("bench_ike_hold")?;
+    let topo = RoadWarrior::build(Options::default())?;
+    let target = topo.gw.uplink(0).v4;
+    let local = topo.rw.uplink(0).v4;
+    let responder = RoamgateResponder::start(&topo.gw.ns, target)?;
+    let load = generate(&topo.rw.ns, local, target, Some(n))?;
+    if load.established < n {
+        bail!(
+            "only {} of {n} IKE SAs were established ({} failed)",
+            load.established,
+            load.failed
+        );
+    }
+    let (_, rss) = usage(responder.child.id())?;
+    println!("hold: {n} IKE SAs, responder VmRSS {} MiB", rss >> 20);
+    Ok((n, rss, load.established as f64 / load.elapsed.as_secs_f64()))
 }
 
 struct RoamgateResponder {
@@ -433,6 +472,13 @@ fn main() -> Result<()> {
             theirs.push(f);
         }
     }
+    let hold = match std::env::var("ROAMGATE_BENCH_IKE_HOLD") {
+        Ok(n) => Some(hold_phase(
+            n.parse()
+                .context("ROAMGATE_BENCH_IKE_HOLD: a number of IKE SAs")?,
+        )?),
+        Err(_) => None,
+    };
     let pick =
         |v: &[Figures], f: fn(&Figures) -> f64| median(&mut v.iter().map(f).collect::<Vec<_>>());
     let (r_rate, c_rate) = (pick(&ours, |f| f.rate), pick(&theirs, |f| f.rate));
@@ -462,6 +508,14 @@ fn main() -> Result<()> {
         DURATION.as_secs(),
         r_mem * 100_000.0 / (1u64 << 30) as f64,
     );
+    let table = match hold {
+        Some((n, rss, rate)) => format!(
+            "{table}\nHold phase (`ROAMGATE_BENCH_IKE_HOLD={n}`): roamgate's responder held {n} IKE SAs (each with a CHILD_SA) at {:.2} GiB resident, {:.1} KiB per SA, established at {rate:.0}/s.\n",
+            rss as f64 / (1u64 << 30) as f64,
+            rss as f64 / n as f64 / 1024.0,
+        ),
+        None => table,
+    };
     println!("\n{table}");
     let path = write_results("ike.md", &table)?;
     println!("results: {}", path.display());

@@ -79,7 +79,7 @@ pub mod sa;
 pub mod stats;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -280,6 +280,10 @@ pub struct Engine {
     /// deletion (an entry whose SA is gone or rescheduled is skipped when it comes due), so
     /// `poll_timeout` and `handle_timeout` cost O(log n), not O(n), with many IKE SAs.
     timers: BinaryHeap<Reverse<(Instant, IkeSaHandle)>>,
+    /// Inbound CHILD_SA SPIs in use (see `alloc_child_spi`).
+    child_spis: HashSet<u32>,
+    /// `child_spis.len()` after its last rebuild.
+    child_spis_rebuilt: usize,
     /// Our IKE SPI → handle.
     by_spi: HashMap<u64, IkeSaHandle>,
     /// Half-open responder SAs by (peer address, SPIi), to answer retransmitted IKE_SA_INIT.
@@ -325,6 +329,8 @@ impl Engine {
             rng,
             sas: HashMap::new(),
             timers: BinaryHeap::new(),
+            child_spis: HashSet::new(),
+            child_spis_rebuilt: 0,
             by_spi: HashMap::new(),
             half_open: HashMap::new(),
             next_handle: 1,
@@ -659,16 +665,25 @@ impl Engine {
     }
 
     /// A fresh ESP SPI, at least 256 ("values 1-255 are reserved") and not in use here.
+    ///
+    /// SPIs handed out stay in `child_spis` until their CHILD_SA is deleted; one allocated for a
+    /// negotiation that failed stays there too, so the set is rebuilt from the live CHILD_SAs
+    /// whenever it has grown to twice its size after the last rebuild (amortised O(1) per
+    /// allocation).
     fn alloc_child_spi(&mut self) -> u32 {
+        if self.child_spis.len() > 2 * self.child_spis_rebuilt + 1024 {
+            self.child_spis = self
+                .sas
+                .values()
+                .flat_map(|sa| sa.children.iter().map(|c| c.inbound_spi))
+                .collect();
+            self.child_spis_rebuilt = self.child_spis.len();
+        }
         loop {
             let mut b = [0u8; 4];
             self.rng.fill(&mut b);
             let spi = u32::from_be_bytes(b);
-            let used = self
-                .sas
-                .values()
-                .any(|sa| sa.children.iter().any(|c| c.inbound_spi == spi));
-            if spi >= 256 && !used {
+            if spi >= 256 && self.child_spis.insert(spi) {
                 return spi;
             }
         }

@@ -521,6 +521,7 @@ impl Engine {
         reason: DeleteReason,
     ) {
         self.stats.child_sas_deleted += 1;
+        self.child_spis.remove(&c.inbound_spi);
         self.sa_events.push_back(SaEvent::Delete {
             ike_sa: handle,
             inbound_spi: c.inbound_spi,
