@@ -1,14 +1,14 @@
 //! Virtual IPs through the Configuration payload (RFC 7296 § 2.19): the initiator asks, the
 //! responder assigns from a pool, narrows TSi to the address, and gives the same identity its
-//! address back after a reconnect.
+//! address back after a reconnect; an IPv4 and an IPv6 address together (§ 3.15.1).
 
 mod support;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use roamgate_control::engine::{EngineConfig, Event, FailureReason, PoolConfig, TsConfig};
-use roamgate_control::wire::payload::Identification;
+use roamgate_control::wire::payload::{AddressRange, Identification, TrafficSelector};
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -161,5 +161,117 @@ fn dynamic_selectors_are_the_virtual_ip_on_both_sides() {
     let host = vec![ts("10.3.0.1/32")];
     assert_eq!(sim.nodes[0].sink.iter().next().unwrap().local_ts, host);
     assert_eq!(sim.nodes[1].sink.iter().next().unwrap().remote_ts, host);
+    assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
+}
+
+fn ts6(cidr: &str) -> TrafficSelector {
+    let (a, len) = cidr.split_once('/').unwrap();
+    let a = u128::from(a.parse::<Ipv6Addr>().unwrap());
+    let len: u32 = len.parse().unwrap();
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    TrafficSelector::Ipv6(AddressRange::any(
+        Ipv6Addr::from(a & mask),
+        Ipv6Addr::from((a & mask) | !mask),
+    ))
+}
+
+/// A gateway with an IPv4 pool and an IPv6 pool, protecting an IPv4 and an IPv6 LAN, and
+/// `dynamic` (the assigned virtual IPs) on the peer's side.
+fn dual_stack_gateway() -> EngineConfig {
+    let mut gw = gateway(10);
+    let c = &mut gw.connections[0];
+    c.pools = vec!["rw".into(), "rw6".into()];
+    c.children[0].local_ts = vec![ts("10.2.0.0/16").into(), ts6("fd00:2::/64").into()];
+    c.children[0].remote_ts = vec![TsConfig::DYNAMIC];
+    gw.pools.push(PoolConfig {
+        name: "rw6".into(),
+        first: "fd00:3::1".parse().unwrap(),
+        last: "fd00:3::ff".parse().unwrap(),
+    });
+    gw
+}
+
+/// A road warrior asking for an address of each family (strongSwan's `vips = 0.0.0.0,::`)
+/// with `dynamic` local selectors.
+fn dual_stack_road_warrior(id: &str) -> EngineConfig {
+    let mut client = road_warrior(id);
+    let c = &mut client.connections[0];
+    c.vips = vec!["0.0.0.0".parse().unwrap(), "::".parse().unwrap()];
+    c.children[0].local_ts = vec![TsConfig::DYNAMIC];
+    c.children[0].remote_ts = vec![ts("10.2.0.0/16").into(), ts6("fd00:2::/64").into()];
+    client
+}
+
+#[test]
+fn both_families_are_assigned_and_carried_by_one_child_sa() {
+    // RFC 7296 § 3.15.1: one INTERNAL_IP4_ADDRESS and one INTERNAL_IP6_ADDRESS in the same
+    // request each get an address; the CHILD_SA's peer side is both hosts.
+    let mut sim = sim_pair(
+        35,
+        dual_stack_road_warrior("alice@example"),
+        dual_stack_gateway(),
+    );
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| !s.nodes[0].sink.is_empty()
+        && !s.nodes[1].sink.is_empty()));
+    let v4: IpAddr = "10.3.0.1".parse().unwrap();
+    let v6: IpAddr = "fd00:3::1".parse().unwrap();
+    for node in 0..2 {
+        let vips: Vec<IpAddr> = sim.nodes[node]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::VirtualIp { address, .. } => Some(*address),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(vips, [v4, v6], "node {node}");
+        let info = &sim.nodes[node].engine.ike_sas()[0];
+        assert_eq!(info.virtual_ips, [v4, v6], "node {node}");
+        assert_eq!(info.virtual_ip, Some(v4), "node {node}");
+    }
+    let hosts = vec![ts("10.3.0.1/32"), ts6("fd00:3::1/128")];
+    let lans = vec![ts("10.2.0.0/16"), ts6("fd00:2::/64")];
+    let client = sim.nodes[0].sink.iter().next().unwrap();
+    assert_eq!((&client.local_ts, &client.remote_ts), (&hosts, &lans));
+    let gw = sim.nodes[1].sink.iter().next().unwrap();
+    assert_eq!((&gw.local_ts, &gw.remote_ts), (&lans, &hosts));
+    assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
+
+    // Both addresses go back to the pools with the SA and come back to the same identity.
+    let h = sim.nodes[0].engine.ike_sas()[0].handle;
+    sim.nodes[0].engine.terminate_ike(sim.now, h).unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[1].engine.ike_sas().is_empty()));
+    sim.nodes[0].events.clear();
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| {
+        s.nodes[1]
+            .engine
+            .ike_sas()
+            .first()
+            .is_some_and(|sa| sa.virtual_ips.len() == 2)
+    }));
+    assert_eq!(sim.nodes[1].engine.ike_sas()[0].virtual_ips, [v4, v6]);
+}
+
+#[test]
+fn family_without_a_pool_is_left_out_of_the_reply() {
+    // Only an IPv6 pool: the IPv4 request goes unanswered, the IPv6 one is served, and the
+    // CHILD_SA carries what the peer got.
+    let mut gw = dual_stack_gateway();
+    gw.connections[0].pools = vec!["rw6".into()];
+    let mut sim = sim_pair(36, dual_stack_road_warrior("alice@example"), gw);
+    sim.nodes[0].engine.initiate(sim.now, "rw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| !s.nodes[0].sink.is_empty()
+        && !s.nodes[1].sink.is_empty()));
+    let v6: IpAddr = "fd00:3::1".parse().unwrap();
+    assert_eq!(sim.nodes[0].engine.ike_sas()[0].virtual_ips, [v6]);
+    assert_eq!(sim.nodes[1].engine.ike_sas()[0].virtual_ips, [v6]);
+    let gw = sim.nodes[1].sink.iter().next().unwrap();
+    assert_eq!(gw.remote_ts, vec![ts6("fd00:3::1/128")]);
     assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
 }

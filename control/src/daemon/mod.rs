@@ -95,6 +95,7 @@ enum Request {
     TerminateIke(IkeSaHandle),
     TerminateChild(IkeSaHandle, u32),
     RekeyChild(IkeSaHandle, u32),
+    InitiateChild(IkeSaHandle, String),
     RekeyIke(IkeSaHandle),
     SendDpd(IkeSaHandle),
     Snapshot(std::sync::mpsc::Sender<Snapshot>),
@@ -169,6 +170,12 @@ impl DaemonHandle {
     /// Rekeys the CHILD_SA with inbound SPI `inbound_spi` (CREATE_CHILD_SA with REKEY_SA).
     pub fn rekey_child(&self, handle: IkeSaHandle, inbound_spi: u32) {
         self.push(Request::RekeyChild(handle, inbound_spi));
+    }
+
+    /// Creates one more CHILD_SA, for the CHILD_SA configuration `child` of the IKE SA's
+    /// connection (CREATE_CHILD_SA without REKEY_SA, RFC 7296 § 1.3.1).
+    pub fn initiate_child(&self, handle: IkeSaHandle, child: &str) {
+        self.push(Request::InitiateChild(handle, child.to_owned()));
     }
 
     /// Rekeys an IKE SA (CREATE_CHILD_SA for a new IKE SA, RFC 7296 § 2.18).
@@ -383,6 +390,11 @@ impl Daemon {
                     Request::RekeyChild(h, spi) => {
                         if let Err(e) = self.engine.rekey_child(now, h, spi) {
                             tracing::warn!(error = %e, "rekey CHILD_SA");
+                        }
+                    }
+                    Request::InitiateChild(h, child) => {
+                        if let Err(e) = self.engine.initiate_child(now, h, &child) {
+                            tracing::warn!(error = %e, "create CHILD_SA");
                         }
                     }
                     Request::RekeyIke(h) => {

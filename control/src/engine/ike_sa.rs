@@ -157,10 +157,11 @@ pub(super) struct IkeSa {
     pub(super) child_proposal: Option<ChildProposal>,
     pub(super) peer_mobike: bool,
     pub(super) peer_id: Option<Identification>,
-    /// The virtual IP the peer gave us (initiator).
-    pub(super) virtual_ip: Option<IpAddr>,
-    /// The virtual IP we gave the peer (responder); released with the SA.
-    pub(super) assigned_vip: Option<IpAddr>,
+    /// The virtual IPs the peer gave us (initiator), at most one per address family.
+    pub(super) virtual_ips: Vec<IpAddr>,
+    /// The virtual IPs we gave the peer (responder), at most one per address family;
+    /// released with the SA.
+    pub(super) assigned_vips: Vec<IpAddr>,
     pub(super) last_inbound: Instant,
     /// When we last sent anything to the peer (NAT keepalives fill longer silences).
     pub(super) last_outbound: Instant,
@@ -233,6 +234,15 @@ impl IkeSa {
         self.nat_local || self.nat_remote
     }
 
+    /// Our virtual IPs (initiator) or the ones we assigned (responder).
+    fn vips(&self) -> &[IpAddr] {
+        if self.virtual_ips.is_empty() {
+            &self.assigned_vips
+        } else {
+            &self.virtual_ips
+        }
+    }
+
     pub(super) fn info(&self) -> IkeSaInfo {
         IkeSaInfo {
             handle: self.handle,
@@ -246,7 +256,8 @@ impl IkeSa {
             nat_local: self.nat_local,
             nat_remote: self.nat_remote,
             mobike: self.mobike(),
-            virtual_ip: self.virtual_ip.or(self.assigned_vip),
+            virtual_ip: self.vips().first().copied(),
+            virtual_ips: self.vips().to_vec(),
             children: self
                 .children
                 .iter()
@@ -338,8 +349,8 @@ impl IkeSa {
             child_proposal: None,
             peer_mobike: self.peer_mobike,
             peer_id: self.peer_id.clone(),
-            virtual_ip: None,
-            assigned_vip: None,
+            virtual_ips: Vec::new(),
+            assigned_vips: Vec::new(),
             last_inbound: self.last_inbound,
             last_outbound: self.last_outbound,
             expires_at: Some(expires_at),

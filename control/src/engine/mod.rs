@@ -24,7 +24,11 @@
 //! emit [`Event::IkeSaEstablished`], then for the CHILD_SA an [`SaEvent::Install`] (both
 //! directions, keys, endpoints, selectors) and [`Event::ChildSaEstablished`]. A handshake that
 //! fails emits [`Event::IkeSaFailed`] with a [`FailureReason`] and installs nothing; a
-//! CHILD_SA the peer refuses emits [`Event::ChildSaFailed`] while the IKE SA stays. A rekeyed
+//! CHILD_SA the peer refuses emits [`Event::ChildSaFailed`] while the IKE SA stays. One more
+//! CHILD_SA on an established IKE SA ([`Engine::initiate_child`], or the peer's
+//! CREATE_CHILD_SA) brings the same [`SaEvent::Install`] and [`Event::ChildSaEstablished`];
+//! an initiator creates a connection's further start-action CHILD_SAs that way right after
+//! IKE_AUTH. A rekeyed
 //! CHILD_SA is a new [`SaEvent::Install`] followed by the old one's [`SaEvent::Delete`]
 //! ([`DeleteReason::Rekeyed`]); a rekeyed IKE SA keeps its [`IkeSaHandle`] and CHILD_SAs
 //! ([`Event::IkeSaRekeyed`], no SA event). A moved IKE SA ([`Engine::update_ike_sa_path`])
@@ -263,6 +267,9 @@ pub enum CommandError {
     /// No CHILD_SA with that inbound SPI.
     #[error("no CHILD_SA with inbound SPI {0:#010x}")]
     UnknownChildSa(u32),
+    /// The IKE SA's connection has no CHILD_SA configuration of that name.
+    #[error("no CHILD_SA configuration named `{0}`")]
+    UnknownChildConfig(String),
     /// The IKE SA is not established.
     #[error("IKE SA {0:?} is not established")]
     NotEstablished(IkeSaHandle),
@@ -362,7 +369,7 @@ impl Engine {
         self.conns = config.connections.iter().cloned().map(Arc::new).collect();
         let mut pools = pool::Pools::new(&config.pools);
         for sa in self.sas.values() {
-            if let Some(v) = sa.assigned_vip {
+            for &v in &sa.assigned_vips {
                 pools.reserve(v);
             }
         }
@@ -407,7 +414,9 @@ impl Engine {
     }
 
     /// Initiates every connection with a CHILD_SA whose start action is
-    /// [`StartAction::Start`].
+    /// [`StartAction::Start`]: IKE_AUTH creates the connection's first CHILD_SA, and every
+    /// further one with that start action follows with CREATE_CHILD_SA
+    /// ([`Engine::initiate_child`]) once the IKE SA is established.
     pub fn start(&mut self, now: Instant) -> Vec<Result<IkeSaHandle, CommandError>> {
         let names: Vec<String> = self
             .config
@@ -768,7 +777,7 @@ impl Engine {
     fn forget(&mut self, sa: IkeSa) {
         self.by_spi.remove(&sa.local_spi());
         self.half_open.retain(|_, h| *h != sa.handle);
-        if let Some(vip) = sa.assigned_vip {
+        for &vip in &sa.assigned_vips {
             self.pools.release(vip);
         }
     }
@@ -799,8 +808,12 @@ pub struct IkeSaInfo {
     pub nat_remote: bool,
     /// Whether both sides announced MOBIKE support.
     pub mobike: bool,
-    /// Our virtual IP (initiator) or the one we assigned (responder).
+    /// Our virtual IP (initiator) or the one we assigned (responder): the first of
+    /// [`IkeSaInfo::virtual_ips`].
     pub virtual_ip: Option<IpAddr>,
+    /// Every virtual IP, at most one per address family (INTERNAL_IP4_ADDRESS and
+    /// INTERNAL_IP6_ADDRESS, [RFC 7296 § 3.15.1](https://www.rfc-editor.org/rfc/rfc7296#section-3.15.1)).
+    pub virtual_ips: Vec<IpAddr>,
     /// The CHILD_SAs.
     pub children: Vec<ChildSaInfo>,
 }

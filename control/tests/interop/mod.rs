@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -18,7 +18,7 @@ use roamgate_control::daemon::{
 };
 use roamgate_control::engine::{
     ChildConfig, ConnectionConfig, EngineConfig, IkeSaInfo, LocalAuth, MemorySaSink, Mode,
-    PoolConfig, RemoteAuth, SendCert, StartAction,
+    PoolConfig, RemoteAuth, SendCert, StartAction, TsConfig,
 };
 use roamgate_control::wire::payload::{AddressRange, TrafficSelector};
 use roamgate_lab::strongswan::{GW_ID, RW_ID, TunnelParams};
@@ -138,6 +138,47 @@ pub fn prefix_v4(cidr: &str) -> TrafficSelector {
         Ipv4Addr::from(start),
         Ipv4Addr::from(start | !mask),
     ))
+}
+
+pub fn prefix_v6(cidr: &str) -> TrafficSelector {
+    let (addr, len) = cidr.split_once('/').unwrap();
+    let addr: Ipv6Addr = addr.parse().unwrap();
+    let len: u32 = len.parse().unwrap();
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    let start = u128::from(addr) & mask;
+    TrafficSelector::Ipv6(AddressRange::any(
+        Ipv6Addr::from(start),
+        Ipv6Addr::from(start | !mask),
+    ))
+}
+
+/// The IPv6 virtual-IP pool of [`gateway_config_dual_stack`].
+pub const RW_POOL_V6: (&str, &str) = ("fd00:200::1", "fd00:200::fe");
+
+/// [`gateway_config`] for both address families: an IPv4 pool and an IPv6 pool
+/// ([`RW_POOL_V6`]), the LAN's IPv4 and IPv6 prefixes on our side, and `dynamic` (the virtual
+/// IPs assigned) on the road warrior's.
+pub fn gateway_config_dual_stack(
+    params: &TunnelParams,
+    local: &[Ipv4Addr],
+    lan_v4: &str,
+    lan_v6: &str,
+) -> EngineConfig {
+    let mut config = gateway_config(params, local, lan_v4);
+    let c = &mut config.connections[0];
+    c.pools.push("rw_pool6".into());
+    c.children[0].local_ts = vec![prefix_v4(lan_v4).into(), prefix_v6(lan_v6).into()];
+    c.children[0].remote_ts = vec![TsConfig::DYNAMIC];
+    config.pools.push(PoolConfig {
+        name: "rw_pool6".into(),
+        first: RW_POOL_V6.0.parse().unwrap(),
+        last: RW_POOL_V6.1.parse().unwrap(),
+    });
+    config
 }
 
 /// The road-warrior gateway side in roamgate: connection `rw`, child `lan`, a pool.

@@ -47,6 +47,15 @@ impl Netns {
         cmd::run("ip", &["netns", "add", &name])?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
+        // No duplicate address detection on the lab's private segments: a tentative IPv6
+        // address (link-local included) cannot send neighbour solicitations, which would
+        // make the first seconds of every IPv6 test depend on DAD timing.
+        for key in [
+            "net.ipv6.conf.all.accept_dad",
+            "net.ipv6.conf.default.accept_dad",
+        ] {
+            ns.exec("sysctl", &["-q", "-w", &format!("{key}=0")])?;
+        }
         Ok(ns)
     }
 

@@ -501,6 +501,9 @@ pub struct TunnelParams {
     pub psk: String,
     /// How both ends authenticate.
     pub auth: LabAuth,
+    /// The virtual IPs a road-warrior client asks for (strongSwan's `vips`): `0.0.0.0` for
+    /// an IPv4 address, `0.0.0.0,::` for one of each family.
+    pub vips: String,
 }
 
 /// How a lab peer authenticates.
@@ -527,6 +530,7 @@ impl Default for TunnelParams {
             mobike: true,
             psk: "lab-only-pre-shared-key-0123456789".into(),
             auth: LabAuth::Psk,
+            vips: "0.0.0.0".into(),
         }
     }
 }
@@ -568,8 +572,8 @@ fn auth_sections(params: &TunnelParams, local_id: &str, remote_id: &str) -> (Sec
 }
 
 /// swanctl.conf of a road-warrior client: connection `home` (child `lan`) to the gateway's
-/// addresses `gw_addrs` (most preferred first), asking for a virtual IP, protecting
-/// `remote_ts`.
+/// addresses `gw_addrs` (most preferred first), asking for the virtual IPs of
+/// [`TunnelParams::vips`], protecting `remote_ts`.
 pub fn road_warrior_client(params: &TunnelParams, gw_addrs: &[String], remote_ts: &str) -> Section {
     let (local, remote) = auth_sections(params, RW_ID, GW_ID);
     Section::new()
@@ -579,7 +583,7 @@ pub fn road_warrior_client(params: &TunnelParams, gw_addrs: &[String], remote_ts
                 "home",
                 Section::new()
                     .set("remote_addrs", gw_addrs.join(","))
-                    .set("vips", "0.0.0.0")
+                    .set("vips", &params.vips)
                     .set("mobike", yes(params.mobike))
                     .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
                     .set("proposals", &params.proposals)

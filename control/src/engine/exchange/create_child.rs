@@ -10,7 +10,9 @@
 
 use super::*;
 use crate::crypto::keys::skeyseed_rekey;
+use crate::engine::config::{ChildConfig, StartAction};
 use crate::engine::ike_sa::RekeyState;
+use crate::wire::DhGroup;
 
 /// How long a responder keeps a rekeyed-away IKE SA for the initiator's Delete.
 const PREDECESSOR_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
@@ -68,6 +70,44 @@ fn nonce_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     pad(a).cmp(&pad(b))
 }
 
+/// `RekeyState::Child::old` of a CREATE_CHILD_SA that creates a CHILD_SA rather than
+/// rekeying one (no CHILD_SA has inbound SPI 0: SPIs below 256 are reserved).
+const NEW_CHILD: u32 = 0;
+
+/// The first DH group of a CHILD_SA configuration's ESP proposals (its PFS group).
+fn first_dh_group(cfg: &ChildConfig) -> Option<DhGroup> {
+    cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied())
+}
+
+/// What we asked for in a CREATE_CHILD_SA for a CHILD_SA.
+struct OfferedChild {
+    /// Index of its configuration in the connection's `children`.
+    cfg_index: usize,
+    mode: Mode,
+    /// The PFS group we used, for INVALID_KE_PAYLOAD.
+    group: Option<DhGroup>,
+    local_ts: Vec<TrafficSelector>,
+    remote_ts: Vec<TrafficSelector>,
+}
+
+/// Our CREATE_CHILD_SA request for a CHILD_SA and the secrets its answer needs.
+struct ChildRequest {
+    payloads: Vec<Payload>,
+    new_inbound: u32,
+    ni: Vec<u8>,
+    dh: Option<DhPrivate>,
+}
+
+/// How the peer answered our CREATE_CHILD_SA for a CHILD_SA.
+enum ChildAnswer {
+    /// The CHILD_SA is installed; the peer's nonce.
+    Installed { nr: Vec<u8> },
+    /// INVALID_KE_PAYLOAD with a group we accept: ask again with it.
+    RetryWith(DhGroup),
+    /// Refused or broken.
+    Failed(FailureReason),
+}
+
 impl Engine {
     /// How long to wait before retrying a refused rekey: 15 to 30 retransmission timeouts,
     /// at random, so that two peers whose rekeys collided do not collide again.
@@ -105,6 +145,108 @@ impl Engine {
         self.command(now, handle, Request::RekeyIke)
     }
 
+    /// Creates one more CHILD_SA on an established IKE SA for the CHILD_SA configuration
+    /// `child` of its connection: CREATE_CHILD_SA with SA, Ni, KEi (optional), TSi and TSr,
+    /// without REKEY_SA ([RFC 7296 § 1.3.1](https://www.rfc-editor.org/rfc/rfc7296#section-1.3.1)).
+    /// With a DH group in the configuration's ESP proposals, the new CHILD_SA has PFS.
+    /// The outcome is [`Event::ChildSaEstablished`] (after its [`SaEvent::Install`]) or
+    /// [`Event::ChildSaFailed`]; either way the IKE SA stays.
+    pub fn initiate_child(
+        &mut self,
+        now: Instant,
+        handle: IkeSaHandle,
+        child: &str,
+    ) -> Result<(), CommandError> {
+        let sa = self
+            .sas
+            .get(&handle)
+            .ok_or(CommandError::UnknownIkeSa(handle))?;
+        let index = sa
+            .cfg
+            .children
+            .iter()
+            .position(|c| c.name == child)
+            .ok_or_else(|| CommandError::UnknownChildConfig(child.to_owned()))?;
+        self.command(
+            now,
+            handle,
+            Request::CreateChild {
+                child: index,
+                group: None,
+            },
+        )
+    }
+
+    /// Queues the CHILD_SAs of `sa`'s connection that start with it, beyond the first (which
+    /// IKE_AUTH created).
+    pub(in crate::engine) fn queue_start_children(&mut self, sa: &mut IkeSa) {
+        let more = sa
+            .cfg
+            .children
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, c)| c.start_action == StartAction::Start)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        for child in more {
+            sa.queue
+                .push_back(Request::CreateChild { child, group: None });
+        }
+    }
+
+    /// A CREATE_CHILD_SA request for a CHILD_SA (a rekey of `rekey`, or a new one), with a
+    /// fresh inbound SPI, nonce and, with a PFS group, private value.
+    fn child_offer(
+        &mut self,
+        cfg: &ChildConfig,
+        rekey: Option<u32>,
+        offered: &OfferedChild,
+    ) -> Option<ChildRequest> {
+        let new_inbound = self.alloc_child_spi();
+        let ni = self.random(NONCE_LEN);
+        let dh = match offered.group {
+            Some(g) => Some(DhPrivate::generate(g, &mut *self.rng).ok()?),
+            None => None,
+        };
+        let mut payloads = Vec::new();
+        if let Some(old) = rekey {
+            payloads.push(Payload::Notify(Notify {
+                protocol: ProtocolId::ESP,
+                spi: old.to_be_bytes().to_vec(),
+                ty: NotifyType::REKEY_SA,
+                data: Vec::new(),
+            }));
+        }
+        payloads.push(Payload::SecurityAssociation(SecurityAssociation {
+            proposals: offer(&cfg.esp_proposals, &new_inbound.to_be_bytes(), true),
+        }));
+        payloads.push(Payload::Nonce(Nonce { data: ni.clone() }));
+        if let Some(dh) = &dh {
+            payloads.push(Payload::KeyExchange(KeyExchange {
+                group: dh.group(),
+                data: dh.public().to_vec(),
+            }));
+        }
+        payloads.push(Payload::TsInitiator(TrafficSelectors {
+            selectors: offered.local_ts.clone(),
+        }));
+        payloads.push(Payload::TsResponder(TrafficSelectors {
+            selectors: offered.remote_ts.clone(),
+        }));
+        match offered.mode {
+            Mode::Transport => payloads.push(notify(NotifyType::USE_TRANSPORT_MODE)),
+            Mode::Beet => payloads.push(notify(USE_BEET_MODE)),
+            Mode::Tunnel => {}
+        }
+        Some(ChildRequest {
+            payloads,
+            new_inbound,
+            ni,
+            dh,
+        })
+    }
+
     /// The payloads of our CHILD_SA rekey request; `None` when there is nothing to rekey.
     pub(in crate::engine) fn start_rekey_child(
         &mut self,
@@ -116,46 +258,19 @@ impl Engine {
             .iter()
             .find(|c| c.inbound_spi == old && !c.rekeyed)?;
         let cfg = sa.cfg.children.get(child.cfg_index)?.clone();
-        let (mode, local_ts, remote_ts) =
-            (child.mode, child.local_ts.clone(), child.remote_ts.clone());
-        let new_inbound = self.alloc_child_spi();
-        let ni = self.random(NONCE_LEN);
-        let group = child
-            .pfs_group
-            .or_else(|| cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied()));
-        let dh = match group {
-            Some(g) => Some(DhPrivate::generate(g, &mut *self.rng).ok()?),
-            None => None,
+        let offered = OfferedChild {
+            cfg_index: child.cfg_index,
+            mode: child.mode,
+            group: child.pfs_group.or_else(|| first_dh_group(&cfg)),
+            local_ts: child.local_ts.clone(),
+            remote_ts: child.remote_ts.clone(),
         };
-        let mut payloads = vec![
-            Payload::Notify(Notify {
-                protocol: ProtocolId::ESP,
-                spi: old.to_be_bytes().to_vec(),
-                ty: NotifyType::REKEY_SA,
-                data: Vec::new(),
-            }),
-            Payload::SecurityAssociation(SecurityAssociation {
-                proposals: offer(&cfg.esp_proposals, &new_inbound.to_be_bytes(), true),
-            }),
-            Payload::Nonce(Nonce { data: ni.clone() }),
-        ];
-        if let Some(dh) = &dh {
-            payloads.push(Payload::KeyExchange(KeyExchange {
-                group: dh.group(),
-                data: dh.public().to_vec(),
-            }));
-        }
-        payloads.push(Payload::TsInitiator(TrafficSelectors {
-            selectors: local_ts,
-        }));
-        payloads.push(Payload::TsResponder(TrafficSelectors {
-            selectors: remote_ts,
-        }));
-        match mode {
-            Mode::Transport => payloads.push(notify(NotifyType::USE_TRANSPORT_MODE)),
-            Mode::Beet => payloads.push(notify(USE_BEET_MODE)),
-            Mode::Tunnel => {}
-        }
+        let ChildRequest {
+            payloads,
+            new_inbound,
+            ni,
+            dh,
+        } = self.child_offer(&cfg, Some(old), &offered)?;
         sa.rekey = Some(RekeyState::Child {
             old,
             new_inbound,
@@ -164,6 +279,135 @@ impl Engine {
             collision: None,
         });
         Some(payloads)
+    }
+
+    /// The payloads of our request for one more CHILD_SA; `None` when the configuration is
+    /// gone.
+    pub(in crate::engine) fn start_create_child(
+        &mut self,
+        sa: &mut IkeSa,
+        child: usize,
+        group: Option<DhGroup>,
+    ) -> Option<Vec<Payload>> {
+        let cfg = sa.cfg.children.get(child)?.clone();
+        let offered = OfferedChild {
+            cfg_index: child,
+            mode: cfg.mode,
+            group: group.or_else(|| first_dh_group(&cfg)),
+            local_ts: local_ts_of(sa, &cfg.local_ts),
+            remote_ts: remote_ts_of(sa, &cfg.remote_ts),
+        };
+        let ChildRequest {
+            payloads,
+            new_inbound,
+            ni,
+            dh,
+        } = self.child_offer(&cfg, None, &offered)?;
+        sa.child_proposal = Some(ChildProposal {
+            child,
+            inbound_spi: new_inbound,
+            local_ts: offered.local_ts,
+            remote_ts: offered.remote_ts,
+        });
+        sa.rekey = Some(RekeyState::Child {
+            old: NEW_CHILD,
+            new_inbound,
+            ni,
+            dh,
+            collision: None,
+        });
+        Some(payloads)
+    }
+
+    /// Checks the answer to our CREATE_CHILD_SA for a CHILD_SA and, if it is good, installs
+    /// the new CHILD_SA.
+    #[allow(clippy::too_many_arguments)]
+    fn child_answer(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        payloads: &[Payload],
+        offered: &OfferedChild,
+        new_inbound: u32,
+        ni: &[u8],
+        dh: Option<&DhPrivate>,
+    ) -> ChildAnswer {
+        let Some(cfg) = sa.cfg.children.get(offered.cfg_index).cloned() else {
+            return ChildAnswer::Failed(FailureReason::Protocol(
+                "the CHILD_SA configuration is gone",
+            ));
+        };
+        // "INVALID_KE_PAYLOAD ... the initiator will need to retry" with the group the
+        // responder names, if we accept it ([RFC 7296 § 1.3](https://www.rfc-editor.org/rfc/rfc7296#section-1.3)).
+        let wanted = payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.ty == NotifyType::INVALID_KE_PAYLOAD => {
+                n.as_invalid_ke_payload()
+            }
+            _ => None,
+        });
+        if let Some(g) = wanted
+            && dh::is_supported(g)
+            && offered.group != Some(g)
+            && cfg.esp_proposals.iter().any(|p| p.dh.contains(&g))
+        {
+            return ChildAnswer::RetryWith(g);
+        }
+        if let Some(ty) = first_error(payloads) {
+            return ChildAnswer::Failed(failure_of(ty));
+        }
+        let (Some(sa_p), Some(nr), Some(tsi), Some(tsr)) = (
+            sa_of(payloads),
+            nonce_of(payloads),
+            ts_of(payloads, true),
+            ts_of(payloads, false),
+        ) else {
+            return ChildAnswer::Failed(FailureReason::Protocol(
+                "CREATE_CHILD_SA response incomplete",
+            ));
+        };
+        let Some((outbound, alg)) =
+            check_esp_answer(&cfg.esp_proposals, &sa_p.proposals, dh.is_some())
+        else {
+            return ChildAnswer::Failed(FailureReason::NoProposalChosen);
+        };
+        let shared = match (dh, ke_of(payloads)) {
+            (Some(dh), Some(ke)) if ke.group == dh.group() && alg.dh == Some(dh.group()) => {
+                match dh.agree(&ke.data) {
+                    Ok(s) => Some(s),
+                    Err(_) => {
+                        return ChildAnswer::Failed(FailureReason::Protocol("invalid KE data"));
+                    }
+                }
+            }
+            (None, None) => None,
+            _ => {
+                return ChildAnswer::Failed(FailureReason::Protocol("KE payload does not match"));
+            }
+        };
+        if !is_subset(&tsi.selectors, &offered.local_ts)
+            || !is_subset(&tsr.selectors, &offered.remote_ts)
+        {
+            return ChildAnswer::Failed(FailureReason::TsUnacceptable);
+        }
+        let plan = ChildPlan {
+            child: offered.cfg_index,
+            mode: offered.mode,
+            alg,
+            inbound_spi: new_inbound,
+            outbound_spi: outbound,
+            local_ts: tsi.selectors.clone(),
+            remote_ts: tsr.selectors.clone(),
+        };
+        let keying = ChildKeying {
+            exchange_initiator: true,
+            ni,
+            nr: &nr.data,
+            pfs: shared.as_ref(),
+        };
+        self.install_child(now, sa, plan, keying);
+        ChildAnswer::Installed {
+            nr: nr.data.clone(),
+        }
     }
 
     /// The answer to our CHILD_SA rekey.
@@ -186,109 +430,41 @@ impl Engine {
         let Some(child) = sa.children.iter().find(|c| c.inbound_spi == old).cloned() else {
             return true;
         };
-        let name = child.name.clone();
-        let failed = |engine: &mut Engine, sa: &mut IkeSa, reason: FailureReason| {
-            // Try again later rather than never.
-            let at = now.checked_add(engine.retry_delay());
-            if let Some(c) = sa.children.iter_mut().find(|c| c.inbound_spi == old) {
-                c.rekey_at = at;
-            }
-            engine.events.push_back(Event::ChildSaFailed {
-                handle: sa.handle,
-                name: name.clone(),
-                reason,
-            });
+        let offered = OfferedChild {
+            cfg_index: child.cfg_index,
+            mode: child.mode,
+            group: child.pfs_group,
+            local_ts: child.local_ts.clone(),
+            remote_ts: child.remote_ts.clone(),
         };
-        // "INVALID_KE_PAYLOAD ... the initiator will need to retry" with the group the
-        // responder names, if we accept it ([RFC 7296 § 1.3](https://www.rfc-editor.org/rfc/rfc7296#section-1.3)).
-        let wanted = payloads.iter().find_map(|p| match p {
-            Payload::Notify(n) if n.ty == NotifyType::INVALID_KE_PAYLOAD => {
-                n.as_invalid_ke_payload()
-            }
-            _ => None,
-        });
-        if let (Some(g), Some(cfg)) = (wanted, sa.cfg.children.get(child.cfg_index))
-            && dh::is_supported(g)
-            && child.pfs_group != Some(g)
-            && cfg.esp_proposals.iter().any(|p| p.dh.contains(&g))
+        let nr = match self.child_answer(now, sa, payloads, &offered, new_inbound, &ni, dh.as_ref())
         {
-            if let Some(c) = sa.children.iter_mut().find(|c| c.inbound_spi == old) {
-                c.pfs_group = Some(g);
-            }
-            sa.queue.push_front(Request::RekeyChild(old));
-            return true;
-        }
-        if let Some(ty) = first_error(payloads) {
-            // The peer may have rekeyed it first (and we answered that): nothing lost.
-            if !child.rekeyed {
-                failed(self, sa, failure_of(ty));
-            }
-            return true;
-        }
-        let (Some(sa_p), Some(nr), Some(tsi), Some(tsr)) = (
-            sa_of(payloads),
-            nonce_of(payloads),
-            ts_of(payloads, true),
-            ts_of(payloads, false),
-        ) else {
-            failed(
-                self,
-                sa,
-                FailureReason::Protocol("CREATE_CHILD_SA response incomplete"),
-            );
-            return true;
-        };
-        let Some(cfg) = sa.cfg.children.get(child.cfg_index).cloned() else {
-            return true;
-        };
-        let pfs = dh.is_some();
-        let Some((outbound, alg)) = check_esp_answer(&cfg.esp_proposals, &sa_p.proposals, pfs)
-        else {
-            failed(self, sa, FailureReason::NoProposalChosen);
-            return true;
-        };
-        let shared = match (&dh, ke_of(payloads)) {
-            (Some(dh), Some(ke)) if ke.group == dh.group() && alg.dh == Some(dh.group()) => {
-                match dh.agree(&ke.data) {
-                    Ok(s) => Some(s),
-                    Err(_) => {
-                        failed(self, sa, FailureReason::Protocol("invalid KE data"));
-                        return true;
-                    }
+            ChildAnswer::Installed { nr } => nr,
+            ChildAnswer::RetryWith(g) => {
+                if let Some(c) = sa.children.iter_mut().find(|c| c.inbound_spi == old) {
+                    c.pfs_group = Some(g);
                 }
+                sa.queue.push_front(Request::RekeyChild(old));
+                return true;
             }
-            (None, None) => None,
-            _ => {
-                failed(
-                    self,
-                    sa,
-                    FailureReason::Protocol("KE payload does not match"),
-                );
+            ChildAnswer::Failed(reason) => {
+                // The peer may have rekeyed it first (and we answered that): nothing lost.
+                if child.rekeyed && first_error(payloads).is_some() {
+                    return true;
+                }
+                // Try again later rather than never.
+                let at = now.checked_add(self.retry_delay());
+                if let Some(c) = sa.children.iter_mut().find(|c| c.inbound_spi == old) {
+                    c.rekey_at = at;
+                }
+                self.events.push_back(Event::ChildSaFailed {
+                    handle: sa.handle,
+                    name: child.name.clone(),
+                    reason,
+                });
                 return true;
             }
         };
-        if !is_subset(&tsi.selectors, &child.local_ts)
-            || !is_subset(&tsr.selectors, &child.remote_ts)
-        {
-            failed(self, sa, FailureReason::TsUnacceptable);
-            return true;
-        }
-        let plan = ChildPlan {
-            child: child.cfg_index,
-            mode: child.mode,
-            alg,
-            inbound_spi: new_inbound,
-            outbound_spi: outbound,
-            local_ts: tsi.selectors.clone(),
-            remote_ts: tsr.selectors.clone(),
-        };
-        let keying = ChildKeying {
-            exchange_initiator: true,
-            ni: &ni,
-            nr: &nr.data,
-            pfs: shared.as_ref(),
-        };
-        self.install_child(now, sa, plan, keying);
         if let Some(c) = sa.children.iter_mut().find(|c| c.inbound_spi == old) {
             c.rekeyed = true;
             c.rekey_at = None;
@@ -300,13 +476,72 @@ impl Engine {
             // Simultaneous rekey: "the redundant SA that was created with the lowest of the
             // four nonces SHOULD be deleted by the node that created it"; the node that
             // initiated the surviving exchange deletes the old SA.
-            Some((_, their_lowest)) if ours_is_redundant(&ni, &nr.data, &their_lowest) => {
+            Some((_, their_lowest)) if ours_is_redundant(&ni, &nr, &their_lowest) => {
                 sa.queue
                     .push_back(Request::DeleteChild(new_inbound, DeleteReason::Rekeyed));
             }
             _ => sa
                 .queue
                 .push_back(Request::DeleteChild(old, DeleteReason::Rekeyed)),
+        }
+        true
+    }
+
+    /// The answer to our request for one more CHILD_SA (configuration `child`).
+    pub(in crate::engine) fn create_child_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        child: usize,
+        payloads: &[Payload],
+    ) -> bool {
+        let Some(RekeyState::Child {
+            old: NEW_CHILD,
+            new_inbound,
+            ni,
+            dh,
+            ..
+        }) = sa.rekey.take()
+        else {
+            return true;
+        };
+        let Some(proposal) = sa.child_proposal.take() else {
+            return true;
+        };
+        let Some(cfg) = sa.cfg.children.get(child).cloned() else {
+            return true;
+        };
+        // The mode we asked for, if the peer agreed to it.
+        let mode = match cfg.mode {
+            Mode::Transport if has_notify(payloads, NotifyType::USE_TRANSPORT_MODE) => {
+                Mode::Transport
+            }
+            Mode::Beet if has_notify(payloads, USE_BEET_MODE) => Mode::Beet,
+            _ => Mode::Tunnel,
+        };
+        let offered = OfferedChild {
+            cfg_index: child,
+            mode,
+            group: dh.as_ref().map(DhPrivate::group),
+            local_ts: proposal.local_ts,
+            remote_ts: proposal.remote_ts,
+        };
+        match self.child_answer(now, sa, payloads, &offered, new_inbound, &ni, dh.as_ref()) {
+            ChildAnswer::Installed { .. } => {}
+            ChildAnswer::RetryWith(g) => {
+                sa.queue.push_front(Request::CreateChild {
+                    child,
+                    group: Some(g),
+                });
+            }
+            ChildAnswer::Failed(reason) => {
+                tracing::info!(connection = %sa.connection, child = %cfg.name, ?reason, "CHILD_SA not created");
+                self.events.push_back(Event::ChildSaFailed {
+                    handle: sa.handle,
+                    name: cfg.name.clone(),
+                    reason,
+                });
+            }
         }
         true
     }

@@ -174,18 +174,19 @@ impl Engine {
             payloads.push(Payload::SecurityAssociation(SecurityAssociation {
                 proposals: offer(&child.esp_proposals, &spi.to_be_bytes(), false),
             }));
-            // With a virtual IP requested, `dynamic` asks for the whole family and the
-            // responder narrows it to the address it assigns.
-            let local_ts = match c.vips.first() {
-                Some(&v) => child
+            // With virtual IPs requested, `dynamic` asks for the whole of each requested
+            // family and the responder narrows it to the addresses it assigns.
+            let local_ts = if c.vips.is_empty() {
+                local_ts_of(sa, &child.local_ts)
+            } else {
+                child
                     .local_ts
                     .iter()
-                    .map(|t| match t {
-                        TsConfig::Fixed(ts) => ts.clone(),
-                        TsConfig::Dynamic { .. } => family_ts(v),
+                    .flat_map(|t| match t {
+                        TsConfig::Fixed(ts) => vec![ts.clone()],
+                        TsConfig::Dynamic { .. } => c.vips.iter().map(|&v| family_ts(v)).collect(),
                     })
-                    .collect(),
-                None => local_ts_of(sa, &child.local_ts),
+                    .collect()
             };
             let remote_ts = remote_ts_of(sa, &child.remote_ts);
             payloads.push(Payload::TsInitiator(TrafficSelectors {
@@ -293,18 +294,26 @@ impl Engine {
             Payload::Configuration(c) if c.ty == CfgType::REPLY => Some(c),
             _ => None,
         }) {
-            sa.virtual_ip = cp.attributes.iter().find_map(|a| match a.ty {
-                CfgAttrType::INTERNAL_IP4_ADDRESS => a.as_ipv4().map(IpAddr::V4),
-                CfgAttrType::INTERNAL_IP6_ADDRESS if a.value.len() == 17 => {
-                    <[u8; 16]>::try_from(&a.value[..16])
-                        .ok()
-                        .map(|b| IpAddr::V6(b.into()))
+            // One address per family (RFC 7296 § 3.15.1): the first of each.
+            let mut v4 = None;
+            let mut v6 = None;
+            for a in &cp.attributes {
+                match a.ty {
+                    CfgAttrType::INTERNAL_IP4_ADDRESS if v4.is_none() => {
+                        v4 = a.as_ipv4().map(IpAddr::V4);
+                    }
+                    CfgAttrType::INTERNAL_IP6_ADDRESS if v6.is_none() && a.value.len() == 17 => {
+                        v6 = <[u8; 16]>::try_from(&a.value[..16])
+                            .ok()
+                            .map(|b| IpAddr::V6(b.into()));
+                    }
+                    _ => {}
                 }
-                _ => None,
-            });
+            }
+            sa.virtual_ips = v4.into_iter().chain(v6).collect();
         }
         self.established(now, sa);
-        if let Some(address) = sa.virtual_ip {
+        for &address in &sa.virtual_ips {
             self.events.push_back(Event::VirtualIp {
                 handle: sa.handle,
                 address,
@@ -363,7 +372,12 @@ impl Engine {
             return;
         };
         let local_ok = is_subset(&tsi.selectors, &cp.local_ts)
-            || sa.virtual_ip.is_some_and(|v| tsi.selectors == [host_ts(v)]);
+            || (!sa.virtual_ips.is_empty()
+                && !tsi.selectors.is_empty()
+                && tsi
+                    .selectors
+                    .iter()
+                    .all(|t| sa.virtual_ips.iter().any(|&v| *t == host_ts(v))));
         if !local_ok || !is_subset(&tsr.selectors, &cp.remote_ts) {
             self.events.push_back(Event::ChildSaFailed {
                 handle: sa.handle,
@@ -654,12 +668,14 @@ impl Engine {
             if (wants_v4 || wants_v6) && !c.pools.is_empty() {
                 let key = id_payload_body(&idi);
                 let mut attributes = Vec::new();
+                // One address of each family asked for (RFC 7296 § 3.15.1); a family no
+                // pool serves is left out of the reply.
                 for (wants, v4) in [(wants_v4, true), (wants_v6, false)] {
-                    if !wants || sa.assigned_vip.is_some() {
+                    if !wants || sa.assigned_vips.iter().any(|a| a.is_ipv4() == v4) {
                         continue;
                     }
                     if let Some(addr) = self.pools.allocate(&c.pools, &key, v4) {
-                        sa.assigned_vip = Some(addr);
+                        sa.assigned_vips.push(addr);
                         attributes.push(match addr {
                             IpAddr::V4(a) => {
                                 ConfigAttribute::ipv4(CfgAttrType::INTERNAL_IP4_ADDRESS, a)
@@ -697,7 +713,7 @@ impl Engine {
         }
         self.respond(sa, rx, out);
         self.established(now, sa);
-        if let Some(address) = sa.assigned_vip {
+        for &address in &sa.assigned_vips {
             self.events.push_back(Event::VirtualIp {
                 handle: sa.handle,
                 address,
@@ -969,8 +985,8 @@ mod tests {
             child_proposal: None,
             peer_mobike: false,
             peer_id: None,
-            virtual_ip: None,
-            assigned_vip: None,
+            virtual_ips: Vec::new(),
+            assigned_vips: Vec::new(),
             last_inbound: Instant::now(),
             last_outbound: Instant::now(),
             expires_at: None,

@@ -63,6 +63,12 @@ pub(super) enum Request {
     RekeyChild(u32),
     /// Rekey the IKE SA.
     RekeyIke,
+    /// Create one more CHILD_SA for the connection's `child`-th CHILD_SA configuration
+    /// (CREATE_CHILD_SA without REKEY_SA), with the PFS group the peer asked for, if it did.
+    CreateChild {
+        child: usize,
+        group: Option<crate::wire::DhGroup>,
+    },
 }
 
 impl Request {
@@ -73,7 +79,9 @@ impl Request {
             Request::Dpd | Request::DeleteIke | Request::DeleteChild(..) => {
                 ExchangeType::INFORMATIONAL
             }
-            Request::RekeyChild(_) | Request::RekeyIke => ExchangeType::CREATE_CHILD_SA,
+            Request::RekeyChild(_) | Request::RekeyIke | Request::CreateChild { .. } => {
+                ExchangeType::CREATE_CHILD_SA
+            }
         }
     }
 }
@@ -103,44 +111,52 @@ fn family_ts(ip: IpAddr) -> TrafficSelector {
     }
 }
 
-/// Resolves configured selectors: `dynamic` becomes `host` (an IKE address or virtual IP)
-/// with the configured protocol and ports.
-fn resolve_ts(list: &[TsConfig], host: IpAddr) -> Vec<TrafficSelector> {
+/// Resolves configured selectors: `dynamic` becomes `hosts` (an IKE address or the virtual
+/// IPs, one selector each) with the configured protocol and ports.
+fn resolve_ts(list: &[TsConfig], hosts: &[IpAddr]) -> Vec<TrafficSelector> {
     list.iter()
-        .map(|t| match t {
-            TsConfig::Fixed(ts) => ts.clone(),
+        .flat_map(|t| match t {
+            TsConfig::Fixed(ts) => vec![ts.clone()],
             TsConfig::Dynamic {
                 ip_protocol,
                 start_port,
                 end_port,
-            } => {
-                let mut ts = host_ts(host);
-                if let TrafficSelector::Ipv4(r) = &mut ts {
-                    (r.ip_protocol, r.start_port, r.end_port) =
-                        (*ip_protocol, *start_port, *end_port);
-                }
-                if let TrafficSelector::Ipv6(r) = &mut ts {
-                    (r.ip_protocol, r.start_port, r.end_port) =
-                        (*ip_protocol, *start_port, *end_port);
-                }
-                ts
-            }
+            } => hosts
+                .iter()
+                .map(|&host| {
+                    let mut ts = host_ts(host);
+                    if let TrafficSelector::Ipv4(r) = &mut ts {
+                        (r.ip_protocol, r.start_port, r.end_port) =
+                            (*ip_protocol, *start_port, *end_port);
+                    }
+                    if let TrafficSelector::Ipv6(r) = &mut ts {
+                        (r.ip_protocol, r.start_port, r.end_port) =
+                            (*ip_protocol, *start_port, *end_port);
+                    }
+                    ts
+                })
+                .collect(),
         })
         .collect()
 }
 
-/// Our side's selectors of a CHILD_SA configuration on `sa`: `dynamic` is our virtual IP
-/// once we have one, else our IKE address.
+/// Our side's selectors of a CHILD_SA configuration on `sa`: `dynamic` is our virtual IPs
+/// once we have them, else our IKE address.
 fn local_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
-    resolve_ts(list, sa.virtual_ip.unwrap_or(sa.local.ip()))
+    if sa.virtual_ips.is_empty() {
+        resolve_ts(list, &[sa.local.ip()])
+    } else {
+        resolve_ts(list, &sa.virtual_ips)
+    }
 }
 
-/// The peer's side's selectors: a virtual IP we assigned replaces them all (as before);
-/// otherwise `dynamic` is the peer's IKE address.
+/// The peer's side's selectors: the virtual IPs we assigned replace them all (one host
+/// selector per address); otherwise `dynamic` is the peer's IKE address.
 fn remote_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
-    match sa.assigned_vip {
-        Some(v) => vec![host_ts(v)],
-        None => resolve_ts(list, sa.remote.ip()),
+    if sa.assigned_vips.is_empty() {
+        resolve_ts(list, &[sa.remote.ip()])
+    } else {
+        sa.assigned_vips.iter().map(|&v| host_ts(v)).collect()
     }
 }
 
@@ -428,6 +444,12 @@ impl Engine {
                     Some(p) => p,
                     None => continue,
                 },
+                Request::CreateChild { child, group } => {
+                    match self.start_create_child(sa, *child, *group) {
+                        Some(p) => p,
+                        None => continue,
+                    }
+                }
                 Request::IkeSaInit | Request::IkeAuth => continue,
             };
             let deleting = req == Request::DeleteIke;
@@ -732,7 +754,13 @@ impl Engine {
         };
         sa.last_inbound = now;
         let keep = match pending.request {
-            Request::IkeAuth => self.auth_response(now, sa, &payloads),
+            Request::IkeAuth => {
+                let keep = self.auth_response(now, sa, &payloads);
+                if keep && sa.is_established() {
+                    self.queue_start_children(sa);
+                }
+                keep
+            }
             Request::Dpd | Request::IkeSaInit => true,
             Request::DeleteIke => {
                 self.deleted(sa, DeleteReason::Local);
@@ -747,6 +775,9 @@ impl Engine {
             }
             Request::RekeyChild(_) => self.rekey_child_response(now, sa, &payloads),
             Request::RekeyIke => self.rekey_ike_response(now, sa, &payloads),
+            Request::CreateChild { child, .. } => {
+                self.create_child_response(now, sa, child, &payloads)
+            }
         };
         keep && self.pump_queue(now, sa)
     }
