@@ -72,22 +72,32 @@ fn child_failures(sim: &Sim, node: usize) -> Vec<(String, FailureReason)> {
         .collect()
 }
 
+/// Node `node` initiates child `name` on IKE SA `h`; the network runs until quiet.
+fn initiate_child(sim: &mut Sim, node: usize, h: IkeSaHandle, name: &str) {
+    sim.nodes[node]
+        .engine
+        .initiate_child(sim.now, h, name)
+        .unwrap();
+    sim.run_for(LIMIT);
+}
+
+/// Both sinks hold the same `n` CHILD_SAs, named `names` on `node`'s side.
+fn assert_children(sim: &Sim, n: usize, node: usize, names: &[&str]) {
+    assert_eq!(
+        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink),
+        n
+    );
+    assert_eq!(sink_names(sim, node), names);
+}
+
 #[test]
 fn second_child_sa_from_the_initiator_without_pfs() {
     let (i, r) = two_child_configs("aes256-sha256", "aes256-sha256");
     let mut sim = established(81, i, r);
     let first = sim.nodes[0].sink.iter().next().unwrap().clone();
     let h = handle(&sim, 0);
-    sim.nodes[0]
-        .engine
-        .initiate_child(sim.now, h, "mgmt")
-        .unwrap();
-    sim.run_for(LIMIT);
-    assert_eq!(
-        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink),
-        2
-    );
-    assert_eq!(sink_names(&sim, 0), ["mgmt", "net"]);
+    initiate_child(&mut sim, 0, h, "mgmt");
+    assert_children(&sim, 2, 0, &["mgmt", "net"]);
     assert_eq!(sink_names(&sim, 1), ["mgmt", "net"]);
     let mgmt = sim.nodes[0]
         .sink
@@ -118,16 +128,8 @@ fn second_child_sa_from_the_responder_with_pfs() {
     let (i, r) = two_child_configs("aes128gcm16-x25519", "aes128gcm16-x25519");
     let mut sim = established(82, i, r);
     let h = handle(&sim, 1);
-    sim.nodes[1]
-        .engine
-        .initiate_child(sim.now, h, "mgmt")
-        .unwrap();
-    sim.run_for(LIMIT);
-    assert_eq!(
-        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink),
-        2
-    );
-    assert_eq!(sink_names(&sim, 0), ["mgmt", "net"]);
+    initiate_child(&mut sim, 1, h, "mgmt");
+    assert_children(&sim, 2, 0, &["mgmt", "net"]);
     let mgmt = sim.nodes[1].sink.iter().find(|s| s.name == "mgmt").unwrap();
     assert_eq!(mgmt.local_ts, vec![ts("10.4.0.0/16")]);
     assert_eq!(mgmt.remote_ts, vec![ts("10.3.0.0/16")]);
@@ -143,17 +145,9 @@ fn invalid_ke_answer_is_retried_with_the_named_group() {
     let (i, r) = two_child_configs("aes128gcm16-x25519-ecp256", "aes128gcm16-ecp256");
     let mut sim = established(83, i, r);
     let h = handle(&sim, 0);
-    sim.nodes[0]
-        .engine
-        .initiate_child(sim.now, h, "mgmt")
-        .unwrap();
-    sim.run_for(LIMIT);
+    initiate_child(&mut sim, 0, h, "mgmt");
     assert_eq!(sim.nodes[1].engine.stats().invalid_ke_sent, 1);
-    assert_eq!(
-        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink),
-        2
-    );
-    assert_eq!(sink_names(&sim, 0), ["mgmt", "net"]);
+    assert_children(&sim, 2, 0, &["mgmt", "net"]);
     assert!(child_failures(&sim, 0).is_empty());
 }
 
@@ -167,11 +161,7 @@ fn refused_selectors_fail_the_child_sa_and_keep_the_ike_sa() {
     let mut sim = established(84, i, r);
     let first = sim.nodes[0].sink.iter().next().unwrap().clone();
     let h = handle(&sim, 0);
-    sim.nodes[0]
-        .engine
-        .initiate_child(sim.now, h, "other")
-        .unwrap();
-    sim.run_for(LIMIT);
+    initiate_child(&mut sim, 0, h, "other");
     assert_eq!(
         child_failures(&sim, 0),
         [("other".to_owned(), FailureReason::TsUnacceptable)]
@@ -195,16 +185,8 @@ fn refused_selectors_fail_the_child_sa_and_keep_the_ike_sa() {
             .any(|e| matches!(e, Event::IkeSaDeleted { .. } | Event::ChildSaDeleted { .. }))
     );
     // ...and still work: the next CHILD_SA comes up.
-    sim.nodes[0]
-        .engine
-        .initiate_child(sim.now, h, "mgmt")
-        .unwrap();
-    sim.run_for(LIMIT);
-    assert_eq!(
-        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink),
-        2
-    );
-    assert_eq!(sink_names(&sim, 1), ["mgmt", "net"]);
+    initiate_child(&mut sim, 0, h, "mgmt");
+    assert_children(&sim, 2, 1, &["mgmt", "net"]);
 }
 
 #[test]
@@ -212,11 +194,7 @@ fn no_proposal_chosen_fails_the_child_sa_and_keeps_the_ike_sa() {
     let (i, r) = two_child_configs("aes128gcm16", "aes256-sha256");
     let mut sim = established(85, i, r);
     let h = handle(&sim, 0);
-    sim.nodes[0]
-        .engine
-        .initiate_child(sim.now, h, "mgmt")
-        .unwrap();
-    sim.run_for(LIMIT);
+    initiate_child(&mut sim, 0, h, "mgmt");
     assert_eq!(
         child_failures(&sim, 0),
         [("mgmt".to_owned(), FailureReason::NoProposalChosen)]
@@ -265,11 +243,7 @@ fn every_start_action_child_sa_comes_up_with_the_connection() {
     assert_eq!(started.len(), 1);
     assert!(started[0].is_ok());
     sim.run_for(LIMIT);
-    assert_eq!(
-        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink),
-        2
-    );
-    assert_eq!(sink_names(&sim, 0), ["mgmt", "net"]);
+    assert_children(&sim, 2, 0, &["mgmt", "net"]);
     assert_eq!(sink_names(&sim, 1), ["mgmt", "net"]);
     assert_eq!(sim.established(0), 1);
     assert_eq!(sim.established(1), 1);

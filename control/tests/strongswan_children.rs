@@ -10,10 +10,10 @@ mod interop;
 
 use std::time::{Duration, Instant};
 
-use interop::{Roamgate, client_config, hex_spi};
+use interop::{ClientToStrongswan, hex_spi, roamgate_client_to_strongswan};
 use roamgate_control::engine::Event;
 use roamgate_lab::Lab;
-use roamgate_lab::strongswan::{self, Charon, TunnelParams};
+use roamgate_lab::strongswan::TunnelParams;
 use roamgate_lab::topology::{Options, RoadWarrior};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -27,25 +27,8 @@ fn second_child(name: &str, esp_proposals: &str) {
         esp_proposals: esp_proposals.into(),
         ..TunnelParams::default()
     };
-    let gw_v4 = topo.gw.wan_v4();
-    let gw_addrs: Vec<String> = gw_v4.iter().map(|a| a.to_string()).collect();
-    let lan = topo.gw.lan.clone().unwrap();
-    let gw = Charon::start(
-        &lab,
-        &topo.gw.ns,
-        "gw",
-        &strongswan::road_warrior_gateway(&params, &gw_addrs, &lan.prefix_v4),
-    )
-    .unwrap();
-    let rw = Roamgate::start(
-        &lab,
-        &topo.rw.ns,
-        "rw",
-        client_config(&params, &gw_v4, &lan.prefix_v4),
-    );
-    rw.handle.initiate("home").unwrap();
-    let ours = rw.wait_established(TIMEOUT);
-    gw.wait_established("rw", "lan", TIMEOUT).unwrap();
+    let ClientToStrongswan { gw, rw, ours, .. } =
+        roamgate_client_to_strongswan(&lab, &topo, &params);
 
     rw.handle.initiate_child(ours.handle, "lan");
     let deadline = Instant::now() + TIMEOUT;

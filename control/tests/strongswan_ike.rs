@@ -11,7 +11,9 @@ mod interop;
 
 use std::time::Duration;
 
-use interop::{Roamgate, client_config, gateway_config, hex_spi};
+use interop::{
+    ClientToStrongswan, Roamgate, gateway_config, hex_spi, roamgate_client_to_strongswan,
+};
 use roamgate_control::engine::ChildSaInstall;
 use roamgate_lab::Lab;
 use roamgate_lab::capture::{Capture, dissect};
@@ -119,9 +121,6 @@ fn roamgate_initiates_to_strongswan_psk_x25519_aes128gcm16() {
     let lab = Lab::new("ike_roamgate_initiates_psk").unwrap();
     let topo = RoadWarrior::build(Options::default()).unwrap();
     let params = TunnelParams::default();
-    let gw_v4 = topo.gw.wan_v4();
-    let gw_addrs: Vec<String> = gw_v4.iter().map(|a| a.to_string()).collect();
-    let lan = topo.gw.lan.clone().unwrap();
     let capture = Capture::start(
         &topo.rw.ns,
         &topo.rw.uplink(0).ifname,
@@ -129,22 +128,13 @@ fn roamgate_initiates_to_strongswan_psk_x25519_aes128gcm16() {
         &lab.logs().join("rw-up1.pcap"),
     )
     .unwrap();
-    let gw = Charon::start(
-        &lab,
-        &topo.gw.ns,
-        "gw",
-        &strongswan::road_warrior_gateway(&params, &gw_addrs, &lan.prefix_v4),
-    )
-    .unwrap();
-    let rw = Roamgate::start(
-        &lab,
-        &topo.rw.ns,
-        "rw",
-        client_config(&params, &gw_v4, &lan.prefix_v4),
-    );
-    rw.handle.initiate("home").unwrap();
-    let ours = rw.wait_established(TIMEOUT);
-    let sa = gw.wait_established("rw", "lan", TIMEOUT).unwrap();
+    // `_gw` keeps strongSwan running until the end of the test.
+    let ClientToStrongswan {
+        gw: _gw,
+        rw,
+        ours,
+        theirs: sa,
+    } = roamgate_client_to_strongswan(&lab, &topo, &params);
     assert_eq!(
         sa.algorithms, "AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
         "{sa:?}"

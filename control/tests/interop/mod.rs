@@ -312,3 +312,52 @@ pub fn assert_clean_ike(pcap: &Path, from: &str) -> usize {
 pub fn hex_spi(spi: u32) -> String {
     format!("{spi:08x}")
 }
+
+/// roamgate as road-warrior client (connection `home`, asking for a virtual IPv4 address)
+/// connected to a strongSwan gateway (`rw`, child `lan`) in `topo`.
+pub struct ClientToStrongswan {
+    /// The strongSwan gateway.
+    pub gw: roamgate_lab::strongswan::Charon,
+    /// roamgate's daemon in the road warrior's namespace.
+    pub rw: Roamgate,
+    /// roamgate's view of the IKE SA.
+    pub ours: IkeSaInfo,
+    /// strongSwan's view of it.
+    pub theirs: roamgate_lab::strongswan::IkeSa,
+}
+
+/// Starts the strongSwan gateway and roamgate's client, initiates, and waits until both sides
+/// are established.
+pub fn roamgate_client_to_strongswan(
+    lab: &Lab,
+    topo: &roamgate_lab::topology::RoadWarrior,
+    params: &TunnelParams,
+) -> ClientToStrongswan {
+    let gw_v4 = topo.gw.wan_v4();
+    let gw_addrs: Vec<String> = gw_v4.iter().map(|a| a.to_string()).collect();
+    let lan = topo.gw.lan.clone().expect("the gateway has a LAN");
+    let gw = roamgate_lab::strongswan::Charon::start(
+        lab,
+        &topo.gw.ns,
+        "gw",
+        &roamgate_lab::strongswan::road_warrior_gateway(params, &gw_addrs, &lan.prefix_v4),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rw = Roamgate::start(
+        lab,
+        &topo.rw.ns,
+        "rw",
+        client_config(params, &gw_v4, &lan.prefix_v4),
+    );
+    rw.handle.initiate("home").unwrap();
+    let ours = rw.wait_established(Duration::from_secs(20));
+    let theirs = gw
+        .wait_established("rw", "lan", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    ClientToStrongswan {
+        gw,
+        rw,
+        ours,
+        theirs,
+    }
+}
