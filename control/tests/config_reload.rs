@@ -12,95 +12,54 @@
 
 mod interop;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use interop::{Roamgate, assert_same_child};
 use roamgate_lab::Lab;
+use roamgate_lab::roamgate::{Auth, Child, Connection, ControlConfig};
 use roamgate_lab::strongswan::{Charon, GW_ID, RW_ID, Section, TunnelParams};
-use roamgate_lab::topology::{Options, RW_POOL, RoadWarrior};
+use roamgate_lab::topology::{Options, RoadWarrior};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// The identity roamgate uses for the connection the reload adds.
 const BACK_ID: &str = "gw-back.roamgate.test";
 
-fn quoted(list: &[String]) -> String {
-    list.iter()
-        .map(|a| format!("\"{a}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The gateway for strongSwan's road warrior (connection `rw`, child `lan`).
-fn v1(params: &TunnelParams, gw: &[String], lan: &str) -> String {
-    format!(
-        r#"[daemon]
-log_level = "debug"
-
-[connections.rw]
-local_addrs = [{gw}]
-proposals = ["{ike}"]
-pools = ["rw_pool"]
-
-[connections.rw.local]
-auth = "psk"
-id = "{gw_id}"
-
-[connections.rw.remote]
-auth = "psk"
-id = "*@roamgate.test"
-
-[connections.rw.children.lan]
-local_ts = ["{lan}"]
-remote_ts = ["dynamic"]
-esp_proposals = ["{esp}"]
-
-[pools.rw_pool]
-addrs = "{pool}"
-
-[secrets.ike-lab]
-id = ["{gw_id}", "{rw_id}"]
-secret = "{psk}"
-"#,
-        gw = quoted(gw),
-        ike = params.proposals,
-        esp = params.esp_proposals,
-        gw_id = GW_ID,
-        rw_id = RW_ID,
-        psk = params.psk,
-        pool = RW_POOL,
-    )
+/// The gateway for strongSwan's road warrior (connection `rw`, child `lan`), any
+/// `*@roamgate.test` road warrior.
+fn v1(params: &TunnelParams, gw: &[String], lan: &str) -> ControlConfig {
+    let mut config = ControlConfig::road_warrior_gateway(params, gw, lan);
+    config.daemon.log_level = Some("debug".into());
+    if let Some(rw) = config.connections.get_mut("rw") {
+        rw.remote.id = "*@roamgate.test".into();
+    }
+    config
 }
 
 /// `v1` plus connection `back`: roamgate initiates from its first uplink to the road
 /// warrior's address, `dynamic` on the road warrior's side.
-fn v2(params: &TunnelParams, gw: &[String], lan: &str, rw: &str) -> String {
-    format!(
-        r#"{v1}
-[connections.back]
-local_addrs = ["{gw0}"]
-remote_addrs = ["{rw}"]
-proposals = ["{ike}"]
-
-[connections.back.local]
-auth = "psk"
-id = "{back_id}"
-
-[connections.back.remote]
-auth = "psk"
-id = "{rw_id}"
-
-[connections.back.children.back]
-local_ts = ["{lan}"]
-remote_ts = ["dynamic"]
-esp_proposals = ["{esp}"]
-"#,
-        v1 = v1(params, gw, lan),
-        gw0 = gw[0],
-        ike = params.proposals,
-        esp = params.esp_proposals,
-        back_id = BACK_ID,
-        rw_id = RW_ID,
-    )
+fn v2(params: &TunnelParams, gw: &[String], lan: &str, rw: &str) -> ControlConfig {
+    let mut config = v1(params, gw, lan);
+    config.connections.insert(
+        "back".into(),
+        Connection {
+            local_addrs: vec![gw[0].clone()],
+            remote_addrs: vec![rw.into()],
+            proposals: vec![params.proposals.clone()],
+            local: Auth::psk(BACK_ID),
+            remote: Auth::psk(RW_ID),
+            children: BTreeMap::from([(
+                "back".to_string(),
+                Child {
+                    local_ts: vec![lan.into()],
+                    remote_ts: vec!["dynamic".into()],
+                    esp_proposals: vec![params.esp_proposals.clone()],
+                },
+            )]),
+            ..Connection::default()
+        },
+    );
+    config
 }
 
 /// strongSwan's road warrior: `home` (initiates to the gateway, asks for a virtual IP) and
@@ -191,7 +150,7 @@ fn reload_keeps_sas_adds_connections_and_refuses_a_broken_file() {
     let lan = topo.gw.lan.clone().unwrap().prefix_v4;
     let rw_addr = topo.rw.uplink(0).v4.to_string();
     let config = lab.logs().join("roamgate.toml");
-    std::fs::write(&config, v1(&params, &gw_addrs, &lan)).unwrap();
+    std::fs::write(&config, v1(&params, &gw_addrs, &lan).render()).unwrap();
     let gw = Roamgate::start_from_file(&lab, &topo.gw.ns, "gw", &config);
     let rw = Charon::start(
         &lab,
@@ -209,7 +168,7 @@ fn reload_keeps_sas_adds_connections_and_refuses_a_broken_file() {
     );
 
     // Reload with a second connection.
-    std::fs::write(&config, v2(&params, &gw_addrs, &lan, &rw_addr)).unwrap();
+    std::fs::write(&config, v2(&params, &gw_addrs, &lan, &rw_addr).render()).unwrap();
     gw.handle.reload();
     wait_reloads(&gw, (1, 0));
     let still = gw.snapshot();

@@ -14,6 +14,7 @@
 
 mod interop;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,10 +23,11 @@ use roamgate_control::engine::{Event, FailureReason};
 use roamgate_lab::Lab;
 use roamgate_lab::capture::Capture;
 use roamgate_lab::pki::{Issued, KeyKind, LabCa};
+use roamgate_lab::roamgate::{Auth, ControlConfig, SecretEntry};
 use roamgate_lab::strongswan::{
     self, Charon, CharonOptions, Credential, GW_ID, LabAuth, RW_ID, TunnelParams,
 };
-use roamgate_lab::topology::{Options, RW_POOL, RoadWarrior};
+use roamgate_lab::topology::{Options, RoadWarrior};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -94,105 +96,48 @@ enum WrongCa {
     StrongSwan,
 }
 
-fn path(p: &Path) -> String {
-    p.to_str().unwrap().to_owned()
-}
-
 fn file_name(p: &Path) -> String {
     p.file_name().unwrap().to_string_lossy().into_owned()
 }
 
-/// roamgate's configuration file for the gateway role (connection `rw`, child `lan`).
-fn gateway_toml(suite: &Suite, local: &[String], lan: &str, own: &Issued, ca: &Path) -> String {
-    let addrs: Vec<String> = local.iter().map(|a| format!("\"{a}\"")).collect();
-    format!(
-        r#"[daemon]
-log_level = "debug"
-fragment_size = {fragment_size}
-
-[connections.rw]
-local_addrs = [{addrs}]
-proposals = ["{ike}"]
-mobike = true
-dpd_delay = "2s"
-pools = ["rw_pool"]
-
-[connections.rw.local]
-auth = "pubkey"
-id = "{gw}"
-certs = ["{cert}"]
-
-[connections.rw.remote]
-auth = "pubkey"
-id = "*@roamgate.test"
-cacerts = ["{ca}"]
-
-[connections.rw.children.lan]
-local_ts = ["{lan}"]
-remote_ts = ["dynamic"]
-esp_proposals = ["{esp}"]
-
-[pools.rw_pool]
-addrs = "{pool}"
-
-[secrets.private-gw]
-file = "{key}"
-"#,
-        addrs = addrs.join(", "),
-        ike = suite.ike,
-        esp = suite.esp,
-        gw = GW_ID,
-        cert = path(&own.cert),
-        ca = path(ca),
-        key = path(&own.key),
-        pool = RW_POOL,
-        fragment_size = suite.fragment_size,
-    )
-}
-
-/// roamgate's configuration file for the road-warrior role (connection `home`, child `lan`).
-fn client_toml(suite: &Suite, gw: &[String], lan: &str, own: &Issued, ca: &Path) -> String {
-    let addrs: Vec<String> = gw.iter().map(|a| format!("\"{a}\"")).collect();
-    format!(
-        r#"[daemon]
-log_level = "debug"
-fragment_size = {fragment_size}
-
-[connections.home]
-remote_addrs = [{addrs}]
-vips = ["0.0.0.0"]
-proposals = ["{ike}"]
-mobike = true
-dpd_delay = "2s"
-
-[connections.home.local]
-auth = "pubkey"
-id = "{rw}"
-certs = ["{cert}"]
-
-[connections.home.remote]
-auth = "pubkey"
-id = "{gw}"
-cacerts = ["{ca}"]
-
-[connections.home.children.lan]
-local_ts = ["dynamic"]
-remote_ts = ["{lan}"]
-esp_proposals = ["{esp}"]
-
-[secrets.private-rw]
-file = "{key}"
-"#,
-        addrs = addrs.join(", "),
-        ike = suite.ike,
-        esp = suite.esp,
-        rw = RW_ID,
-        gw = GW_ID,
-        cert = path(&own.cert),
-        ca = path(ca),
-        key = path(&own.key),
-        fragment_size = suite.fragment_size,
-    )
+/// roamgate's configuration file for `direction`, authenticating with `own` and trusting `ca`.
+fn roamgate_toml(
+    suite: &Suite,
+    direction: Direction,
+    gw: &[String],
+    lan: &str,
+    own: &Issued,
+    ca: &Path,
+) -> String {
+    let params = TunnelParams {
+        proposals: suite.ike.into(),
+        esp_proposals: suite.esp.into(),
+        ..TunnelParams::default()
+    };
+    let (mut config, name, us, peer) = match direction {
+        Direction::StrongSwanInitiates => (
+            ControlConfig::road_warrior_gateway(&params, gw, lan),
+            "rw",
+            GW_ID,
+            "*@roamgate.test",
+        ),
+        Direction::RoamgateInitiates => (
+            ControlConfig::road_warrior_client(&params, gw, lan),
+            "home",
+            RW_ID,
+            GW_ID,
+        ),
+    };
+    config.daemon.log_level = Some("debug".into());
+    config.daemon.fragment_size = Some(suite.fragment_size);
+    let connection = config
+        .connections
+        .get_mut(name)
+        .expect("the lab's connection");
+    connection.local = Auth::own_cert(us, &own.cert);
+    connection.remote = Auth::peer_cert(peer, ca);
+    config.secrets = BTreeMap::from([("private-own".to_string(), SecretEntry::key_file(&own.key))]);
+    config.render()
 }
 
 /// Runs one handshake; with `wrong_ca` checks that neither side ends up with an SA.
@@ -229,14 +174,14 @@ fn run(name: &str, suite: &Suite, direction: Direction, wrong_ca: WrongCa) {
         &lab.logs().join("roamgate-uplink1.pcap"),
     )
     .unwrap();
-    let toml = match direction {
-        Direction::StrongSwanInitiates => {
-            gateway_toml(suite, &gw_addrs, &lan.prefix_v4, our_cert, our_ca)
-        }
-        Direction::RoamgateInitiates => {
-            client_toml(suite, &gw_addrs, &lan.prefix_v4, our_cert, our_ca)
-        }
-    };
+    let toml = roamgate_toml(
+        suite,
+        direction,
+        &gw_addrs,
+        &lan.prefix_v4,
+        our_cert,
+        our_ca,
+    );
     let config: PathBuf = lab.logs().join("roamgate.toml");
     std::fs::write(&config, toml).unwrap();
     let params = TunnelParams {

@@ -22,11 +22,12 @@ use std::time::Duration;
 use interop::{gateway_config, gateway_config_dual_stack};
 use roamgate_control::daemon::{Daemon, DaemonSettings};
 use roamgate_control::pinned_sink::PinnedMapSink;
-use roamgate_gateway::DropReason;
 use roamgate_gateway::config::GatewayConfig;
 use roamgate_gateway::dataplane::{Forward, Gateway};
+use roamgate_lab::capture::{count_esp_in_kernel, esp_in_kernel};
+use roamgate_lab::roamgate::gateway_toml;
 use roamgate_lab::strongswan::{self, Charon, TunnelParams};
-use roamgate_lab::topology::{Options, RoadWarrior, load_nft};
+use roamgate_lab::topology::{Options, RoadWarrior};
 use roamgate_lab::{Lab, Netns, traffic};
 
 struct Pins(PathBuf);
@@ -35,48 +36,6 @@ impl Drop for Pins {
     fn drop(&mut self) {
         let _ = roamgate_ebpf::remove_pins(&self.0);
     }
-}
-
-fn gateway_toml(pins: &Path) -> String {
-    format!(
-        "[gateway]\npin_dir = \"{}\"\nqueues = 1\nframe_count = 2048\nring_size = 512\nbatch_size = 64\n\n\
-         [[interface]]\nname = \"wan1\"\nrole = \"wan\"\n\n\
-         [[interface]]\nname = \"wan2\"\nrole = \"wan\"\n\n\
-         [[interface]]\nname = \"lan\"\nrole = \"lan\"\n",
-        pins.display()
-    )
-}
-
-/// nftables counters of ESP and UDP 4500 reaching the kernel of `ns`.
-fn count_esp_in_kernel(ns: &Netns) {
-    let rules = "table inet rgcount {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300;\n\t\tmeta l4proto esp counter name esp_in\n\t\tudp dport 4500 @th,64,32 != 0 counter name natt_esp_in\n\t}\n\tcounter esp_in {}\n\tcounter natt_esp_in {}\n}\n";
-    load_nft(ns, rules).unwrap_or_else(|e| panic!("{e}"));
-}
-
-fn kernel_counter(ns: &Netns, name: &str) -> u64 {
-    let text = ns
-        .exec_text("nft", &["list", "counter", "inet", "rgcount", name])
-        .unwrap_or_else(|e| panic!("{e}"));
-    text.split("packets ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no packet count in {text}"))
-}
-
-/// The data plane's non-zero counters by name, for failure messages.
-fn counters_report(pins: &Path) -> String {
-    let c = roamgate_ebpf::WorkerCounters::open(pins).unwrap();
-    let drops = DropReason::ALL
-        .iter()
-        .map(|&r| (r.name(), c.total(r as u32)));
-    let forwards = Forward::ALL.iter().map(|&f| (f.name(), c.total(f.slot())));
-    drops
-        .chain(forwards)
-        .filter(|&(_, n)| n != 0)
-        .map(|(name, n)| format!("{name}={n}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn forwarded(pins: &Path, f: Forward) -> u64 {
@@ -144,7 +103,7 @@ fn road_warrior(name: &str, options: Options, inner: Inner) {
         .enter(|| Gateway::start(&config))
         .unwrap()
         .unwrap_or_else(|e| panic!("starting the data plane: {e}"));
-    count_esp_in_kernel(&topo.gw.ns);
+    count_esp_in_kernel(&topo.gw.ns).unwrap();
 
     let params = TunnelParams {
         vips: match inner {
@@ -299,9 +258,9 @@ fn road_warrior(name: &str, options: Options, inner: Inner) {
     let encapsulated = forwarded(&pins.0, Forward::Encapsulated);
     assert!(decapsulated >= 40, "decapsulated {decapsulated}");
     assert!(encapsulated >= 40, "encapsulated {encapsulated}");
-    assert_eq!(kernel_counter(&topo.gw.ns, "esp_in"), 0);
+    assert_eq!(esp_in_kernel(&topo.gw.ns).unwrap().raw, 0);
     assert_eq!(
-        kernel_counter(&topo.gw.ns, "natt_esp_in"),
+        esp_in_kernel(&topo.gw.ns).unwrap().in_udp,
         0,
         "ESP in UDP reached the gateway's kernel"
     );
@@ -353,7 +312,7 @@ fn ipv6_through_the_tunnel(lab: &Lab, topo: &RoadWarrior, pins: &Path, lan_v6: &
         (r.transmitted, r.received),
         (20, 20),
         "ping6 from the IPv6 virtual IP: {r:?}; data plane: {}; logs: {}",
-        counters_report(pins),
+        roamgate_gateway::dataplane::counter_summary(pins).unwrap(),
         lab.logs().display()
     );
     let r = traffic::ping(lan_host, vip6, 20, Duration::from_millis(20))
@@ -362,7 +321,7 @@ fn ipv6_through_the_tunnel(lab: &Lab, topo: &RoadWarrior, pins: &Path, lan_v6: &
         (r.transmitted, r.received),
         (20, 20),
         "ping6 to the IPv6 virtual IP: {r:?}; data plane: {}",
-        counters_report(pins)
+        roamgate_gateway::dataplane::counter_summary(pins).unwrap()
     );
     let decapsulated = forwarded(pins, Forward::Decapsulated) - before.0;
     let encapsulated = forwarded(pins, Forward::Encapsulated) - before.1;

@@ -14,6 +14,7 @@ use lab::*;
 use roamgate_ebpf::abi::Counter;
 use roamgate_gateway::DropReason;
 use roamgate_gateway::dataplane::Forward;
+use roamgate_lab::capture::{count_esp_in_kernel, esp_in_kernel};
 use roamgate_lab::traffic;
 
 fn ping_ok(from: &roamgate_lab::Netns, dst: &str, count: u32) -> traffic::PingReport {
@@ -23,8 +24,8 @@ fn ping_ok(from: &roamgate_lab::Netns, dst: &str, count: u32) -> traffic::PingRe
 fn traffic_flows(encap: Encap) {
     let v6_inner = encap != Encap::Beet;
     let s = sites(&format!("{encap:?}").to_lowercase(), encap);
-    count_esp_in_kernel(&s.lab.gwa.ns);
-    count_esp_in_kernel(&s.lab.gwb.ns);
+    count_esp_in_kernel(&s.lab.gwa.ns).unwrap();
+    count_esp_in_kernel(&s.lab.gwb.ns).unwrap();
     let (lana, lanb) = (&s.lab.lana.ns, &s.lab.lanb.ns);
 
     // The first packets resolve the neighbours (through the exception path); then every
@@ -97,7 +98,7 @@ fn traffic_flows(encap: Encap) {
             show(pins)
         );
         assert_eq!(
-            kernel_counter(ns, "esp_in"),
+            esp_in_kernel(ns).unwrap().raw,
             0,
             "{name}: ESP reached the kernel stack"
         );
@@ -108,7 +109,7 @@ fn traffic_flows(encap: Encap) {
                 "{name}: ESP in UDP, all of it steered"
             );
             assert_eq!(
-                kernel_counter(ns, "natt_in"),
+                esp_in_kernel(ns).unwrap().in_udp,
                 0,
                 "{name}: ESP-in-UDP reached the kernel"
             );
@@ -147,7 +148,7 @@ fn ping_and_iperf3_flow_through_beet_mode() {
 #[test]
 fn traffic_of_the_gateways_themselves_goes_through_their_tun_devices() {
     let s = sites("box", Encap::Esp);
-    count_esp_in_kernel(&s.lab.gwb.ns);
+    count_esp_in_kernel(&s.lab.gwb.ns).unwrap();
     let (lana, gwa, gwb) = (&s.lab.lana.ns, &s.lab.gwa.ns, &s.lab.gwb.ns);
     let _ = traffic::ping(lana, "10.102.0.1", 3, Duration::from_millis(20));
     let _ = traffic::ping(gwa, "10.102.0.2", 3, Duration::from_millis(20));
@@ -181,7 +182,7 @@ fn traffic_of_the_gateways_themselves_goes_through_their_tun_devices() {
         );
     }
     assert_eq!(
-        kernel_counter(gwb, "esp_in"),
+        esp_in_kernel(gwb).unwrap().raw,
         0,
         "ESP reached B's kernel stack"
     );

@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use roamgate_gateway::dataplane::Forward;
+use roamgate_lab::capture::{count_esp_in_kernel, esp_in_kernel};
 use roamgate_lab::process::Supervised;
+use roamgate_lab::roamgate::{ControlConfig, gateway_toml};
 use roamgate_lab::scenario::{Fault, strongswan_failover};
-use roamgate_lab::strongswan::{self, Charon, GW_ID, RW_ID, TunnelParams};
-use roamgate_lab::topology::{Options, RW_POOL, RoadWarrior, load_nft};
+use roamgate_lab::strongswan::{self, Charon, TunnelParams};
+use roamgate_lab::topology::{Options, RoadWarrior};
 use roamgate_lab::traffic::{self, ProbeConfig, ProbeStream};
 use roamgate_lab::{Lab, Netns};
 
@@ -72,80 +74,14 @@ fn spawn(lab: &Lab, ns: &Netns, name: &str, bin: &Path, args: &[&str]) -> Result
     Ok(Supervised::spawn(name, command, lab.logs())?)
 }
 
-fn gateway_toml(pins: &Path) -> String {
-    format!(
-        r#"# roamgate gateway (data plane) of the demo: two WAN uplinks, one LAN.
-[gateway]
-pin_dir = "{}"
-queues = 1
-
-[[interface]]
-name = "wan1"
-role = "wan"
-
-[[interface]]
-name = "wan2"
-role = "wan"
-
-[[interface]]
-name = "lan"
-role = "lan"
-"#,
-        pins.display()
-    )
-}
-
+/// `roamgate control`'s configuration: the lab's road-warrior gateway, its SAs going into the
+/// data plane's maps under `pins`.
 fn control_toml(pins: &Path, params: &TunnelParams, topo: &RoadWarrior, lan: &str) -> String {
-    let addrs: Vec<String> = topo
-        .gw
-        .wan_v4()
-        .iter()
-        .map(|a| format!("\"{a}\""))
-        .collect();
-    format!(
-        r#"# roamgate control (IKEv2) of the demo: road warriors with a pre-shared key and a pool.
-[daemon]
-bpf_pin_dir = "{pins}"
-log_level = "info"
-
-[connections.rw]
-local_addrs = [{addrs}]
-remote_addrs = ["%any"]
-proposals = ["{proposals}"]
-mobike = true
-dpd_delay = "2s"
-pools = ["rw_pool"]
-
-[connections.rw.local]
-auth = "psk"
-id = "{gw}"
-
-[connections.rw.remote]
-auth = "psk"
-id = "{rw}"
-
-[connections.rw.children.lan]
-local_ts = ["{lan}"]
-remote_ts = ["dynamic"]
-esp_proposals = ["{esp}"]
-
-[pools.rw_pool]
-addrs = "{pool}"
-
-[secrets.ike-rw]
-id = ["{gw}", "{rw}"]
-secret = "{psk}"
-"#,
-        pins = pins.display(),
-        addrs = addrs.join(", "),
-        proposals = params.proposals,
-        esp = params.esp_proposals,
-        gw = GW_ID,
-        rw = RW_ID,
-        lan = lan,
-        pool = RW_POOL,
-        psk = params.psk,
-    )
+    let addrs: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
+    let mut config = ControlConfig::road_warrior_gateway(params, &addrs, lan);
+    config.daemon.bpf_pin_dir = Some(pins.display().to_string());
+    config.daemon.log_level = Some("info".into());
+    config.render()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
@@ -157,15 +93,6 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) ->
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
-}
-
-fn nft_packets(ns: &Netns, counter: &str) -> Result<u64> {
-    let text = ns.exec_text("nft", &["list", "counter", "inet", "demo", counter])?;
-    text.split("packets ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("no packet count in {text}"))
 }
 
 fn roamgate_gateway_part(bin: &Path) -> Result<()> {
@@ -184,10 +111,7 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
         "control.toml",
         &control_toml(&pins, &params, &topo, &lan.prefix_v4),
     )?;
-    load_nft(
-        &topo.gw.ns,
-        "table inet demo {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300;\n\t\tmeta l4proto esp counter name esp_in\n\t\tudp dport 4500 @th,64,32 != 0 counter name natt_esp_in\n\t}\n\tcounter esp_in {}\n\tcounter natt_esp_in {}\n}\n",
-    )?;
+    count_esp_in_kernel(&topo.gw.ns)?;
     let gateway_conf = gateway_conf.to_string_lossy().into_owned();
     let control_conf = control_conf.to_string_lossy().into_owned();
     let mut gateway = spawn(
@@ -268,12 +192,13 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
         tcp.bits_per_second / 1e6
     );
     let counters = roamgate_ebpf::WorkerCounters::open(&pins)?;
+    let esp = esp_in_kernel(&topo.gw.ns)?;
     println!(
         "demo: roamgate data plane: {} ESP packets decapsulated, {} encapsulated; ESP that reached the gateway's kernel: {} raw, {} in UDP",
         counters.total(Forward::Decapsulated.slot()),
         counters.total(Forward::Encapsulated.slot()),
-        nft_packets(&topo.gw.ns, "esp_in")?,
-        nft_packets(&topo.gw.ns, "natt_esp_in")?,
+        esp.raw,
+        esp.in_udp,
     );
     println!("demo: logs and configs in {}", lab.logs().display());
     let lost = up.lost + down.lost;

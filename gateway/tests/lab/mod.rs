@@ -193,39 +193,7 @@ pub fn forwarded(pin_dir: &Path, f: Forward) -> u64 {
 
 /// Every non-zero worker counter, for messages.
 pub fn show(pin_dir: &Path) -> String {
-    let c = WorkerCounters::open(pin_dir).unwrap();
-    let mut out = Vec::new();
-    for r in DropReason::ALL {
-        let n = c.total(*r as u32);
-        if n > 0 {
-            out.push(format!("{}={n}", r.name()));
-        }
-    }
-    for f in Forward::ALL {
-        let n = c.total(f.slot());
-        if n > 0 {
-            out.push(format!("{}={n}", f.name()));
-        }
-    }
-    out.join(" ")
-}
-
-/// Counts, with nftables in `ns`, inbound ESP and UDP 4500 that reach the kernel's IP layer.
-pub fn count_esp_in_kernel(ns: &Netns) {
-    let rules = "table inet rgcount {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300;\n\t\tmeta l4proto esp counter name esp_in\n\t\tudp dport 4500 counter name natt_in\n\t}\n\tcounter esp_in {}\n\tcounter natt_in {}\n}\n";
-    roamgate_lab::topology::load_nft(ns, rules).unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// The packets an nft named counter of [`count_esp_in_kernel`] saw.
-pub fn kernel_counter(ns: &Netns, name: &str) -> u64 {
-    let text = ns
-        .exec_text("nft", &["list", "counter", "inet", "rgcount", name])
-        .unwrap_or_else(|e| panic!("{e}"));
-    text.split("packets ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no packet count in {text}"))
+    roamgate_gateway::dataplane::counter_summary(pin_dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The MAC address of `dev` in `ns`.

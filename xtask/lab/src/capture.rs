@@ -189,3 +189,36 @@ fn expert_severity(raw: &str) -> String {
         _ => raw.to_string(),
     }
 }
+
+/// How much ESP reached a namespace's kernel (see [`count_esp_in_kernel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspInKernel {
+    /// Raw ESP packets (IP protocol 50).
+    pub raw: u64,
+    /// ESP in UDP to port 4500 (a non-zero SPI where IKE has its non-ESP marker).
+    pub in_udp: u64,
+}
+
+const ESP_COUNTERS: &str = "table inet rgesp {\n\tchain pre {\n\t\ttype filter hook prerouting priority -300;\n\t\tmeta l4proto esp counter name esp_in\n\t\tudp dport 4500 @th,64,32 != 0 counter name natt_esp_in\n\t}\n\tcounter esp_in {}\n\tcounter natt_esp_in {}\n}\n";
+
+/// Starts counting, with nftables in `ns`, the ESP that reaches its kernel's IP layer: a
+/// kernel-bypass data plane must keep both counts at 0.
+pub fn count_esp_in_kernel(ns: &Netns) -> Result<()> {
+    crate::topology::load_nft(ns, ESP_COUNTERS)
+}
+
+/// The counts since [`count_esp_in_kernel`].
+pub fn esp_in_kernel(ns: &Netns) -> Result<EspInKernel> {
+    let packets = |name: &str| -> Result<u64> {
+        let text = ns.exec_text("nft", &["list", "counter", "inet", "rgesp", name])?;
+        text.split("packets ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| LabError::Usage(format!("no packet count in {text}")))
+    };
+    Ok(EspInKernel {
+        raw: packets("esp_in")?,
+        in_udp: packets("natt_esp_in")?,
+    })
+}

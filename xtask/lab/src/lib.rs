@@ -16,6 +16,7 @@ pub mod netns;
 pub mod pcap;
 pub mod pki;
 pub mod process;
+pub mod roamgate;
 pub mod scenario;
 pub mod strongswan;
 pub mod topology;

@@ -1,0 +1,297 @@
+//! roamgate's own configuration files for lab tests and the demo, written from typed values
+//! (serde + toml), so every test and the demo speak the format docs/config.md and
+//! docs/gateway.md describe, and none of them hand-writes TOML.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::strongswan::{GW_ID, RW_ID, TunnelParams};
+use crate::topology::RW_POOL;
+
+/// `roamgate control`'s configuration (the subset the lab uses).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ControlConfig {
+    /// `[daemon]`.
+    pub daemon: Daemon,
+    /// `[connections.<name>]`.
+    pub connections: BTreeMap<String, Connection>,
+    /// `[pools.<name>]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, Pool>,
+    /// `[secrets.<name>]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretEntry>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Daemon {
+    /// The data plane's pinned maps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_pin_dir: Option<String>,
+    /// `error` … `trace`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// IKE fragment size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragment_size: Option<u32>,
+}
+
+/// `[connections.<name>]`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Connection {
+    /// Our addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub local_addrs: Vec<String>,
+    /// The peer's addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_addrs: Vec<String>,
+    /// Virtual IPs to ask for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vips: Vec<String>,
+    /// IKE proposals.
+    pub proposals: Vec<String>,
+    /// MOBIKE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mobike: Option<bool>,
+    /// DPD delay (`"2s"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpd_delay: Option<String>,
+    /// Pools to assign virtual IPs from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<String>,
+    /// `[connections.<name>.local]`.
+    pub local: Auth,
+    /// `[connections.<name>.remote]`.
+    pub remote: Auth,
+    /// `[connections.<name>.children.<child>]`.
+    pub children: BTreeMap<String, Child>,
+}
+
+/// `local` / `remote`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Auth {
+    /// `psk` or `pubkey`.
+    pub auth: String,
+    /// The identity (or pattern).
+    pub id: String,
+    /// Our certificate files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certs: Vec<String>,
+    /// Trust anchors for the peer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cacerts: Vec<String>,
+}
+
+impl Auth {
+    /// Pre-shared key authentication as `id`.
+    pub fn psk(id: &str) -> Auth {
+        Auth {
+            auth: "psk".into(),
+            id: id.into(),
+            ..Auth::default()
+        }
+    }
+
+    /// Our certificate `cert` (a file), as `id`.
+    pub fn own_cert(id: &str, cert: &Path) -> Auth {
+        Auth {
+            auth: "pubkey".into(),
+            id: id.into(),
+            certs: vec![cert.display().to_string()],
+            ..Auth::default()
+        }
+    }
+
+    /// A peer `id` whose certificate chains to the CA certificate file `ca`.
+    pub fn peer_cert(id: &str, ca: &Path) -> Auth {
+        Auth {
+            auth: "pubkey".into(),
+            id: id.into(),
+            cacerts: vec![ca.display().to_string()],
+            ..Auth::default()
+        }
+    }
+}
+
+/// `[connections.<name>.children.<child>]`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Child {
+    /// Our selectors (`dynamic` or prefixes).
+    pub local_ts: Vec<String>,
+    /// The peer's selectors.
+    pub remote_ts: Vec<String>,
+    /// ESP proposals.
+    pub esp_proposals: Vec<String>,
+}
+
+/// `[pools.<name>]`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pool {
+    /// A prefix or range.
+    pub addrs: String,
+}
+
+/// `[secrets.<name>]`: a pre-shared key for identities, or a private key file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SecretEntry {
+    /// The identities a pre-shared key is for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub id: Vec<String>,
+    /// The pre-shared key (the lab's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// A private key file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl SecretEntry {
+    /// The lab's pre-shared key for `ids`.
+    pub fn psk(params: &TunnelParams, ids: &[&str]) -> SecretEntry {
+        SecretEntry {
+            id: ids.iter().map(|s| s.to_string()).collect(),
+            secret: Some(params.psk.clone()),
+            file: None,
+        }
+    }
+
+    /// A private key file.
+    pub fn key_file(path: &Path) -> SecretEntry {
+        SecretEntry {
+            file: Some(path.display().to_string()),
+            ..SecretEntry::default()
+        }
+    }
+}
+
+impl ControlConfig {
+    /// The gateway for the lab's road warriors, as strongSwan's
+    /// [`road_warrior_gateway`](crate::strongswan::road_warrior_gateway) is: connection `rw`
+    /// on `local_addrs`, child `lan` protecting `lan`, virtual IPs from [`RW_POOL`], PSK with
+    /// the road warrior identity [`RW_ID`] (change `remote.id` for a pattern).
+    pub fn road_warrior_gateway(
+        params: &TunnelParams,
+        local_addrs: &[String],
+        lan: &str,
+    ) -> ControlConfig {
+        let connection = Connection {
+            local_addrs: local_addrs.to_vec(),
+            remote_addrs: vec!["%any".into()],
+            proposals: vec![params.proposals.clone()],
+            mobike: Some(params.mobike),
+            dpd_delay: Some(format!("{}s", params.dpd_delay.as_secs())),
+            pools: vec!["rw_pool".into()],
+            local: Auth::psk(GW_ID),
+            remote: Auth::psk(RW_ID),
+            children: BTreeMap::from([(
+                "lan".to_string(),
+                Child {
+                    local_ts: vec![lan.into()],
+                    remote_ts: vec!["dynamic".into()],
+                    esp_proposals: vec![params.esp_proposals.clone()],
+                },
+            )]),
+            ..Connection::default()
+        };
+        ControlConfig {
+            connections: BTreeMap::from([("rw".to_string(), connection)]),
+            pools: BTreeMap::from([(
+                "rw_pool".to_string(),
+                Pool {
+                    addrs: RW_POOL.into(),
+                },
+            )]),
+            secrets: BTreeMap::from([(
+                "ike-rw".to_string(),
+                SecretEntry::psk(params, &[GW_ID, RW_ID]),
+            )]),
+            ..ControlConfig::default()
+        }
+    }
+
+    /// A road-warrior client, as strongSwan's
+    /// [`road_warrior_client`](crate::strongswan::road_warrior_client) is: connection `home`
+    /// to `gw_addrs`, asking for a virtual IPv4 address, child `lan` reaching `lan`.
+    pub fn road_warrior_client(
+        params: &TunnelParams,
+        gw_addrs: &[String],
+        lan: &str,
+    ) -> ControlConfig {
+        let connection = Connection {
+            remote_addrs: gw_addrs.to_vec(),
+            vips: vec!["0.0.0.0".into()],
+            proposals: vec![params.proposals.clone()],
+            mobike: Some(params.mobike),
+            dpd_delay: Some(format!("{}s", params.dpd_delay.as_secs())),
+            local: Auth::psk(RW_ID),
+            remote: Auth::psk(GW_ID),
+            children: BTreeMap::from([(
+                "lan".to_string(),
+                Child {
+                    local_ts: vec!["dynamic".into()],
+                    remote_ts: vec![lan.into()],
+                    esp_proposals: vec![params.esp_proposals.clone()],
+                },
+            )]),
+            ..Connection::default()
+        };
+        ControlConfig {
+            connections: BTreeMap::from([("home".to_string(), connection)]),
+            secrets: BTreeMap::from([(
+                "ike-rw".to_string(),
+                SecretEntry::psk(params, &[GW_ID, RW_ID]),
+            )]),
+            ..ControlConfig::default()
+        }
+    }
+
+    /// The TOML text.
+    pub fn render(&self) -> String {
+        toml::to_string(self).expect("the lab's configuration serialises")
+    }
+}
+
+/// `roamgate gateway`'s configuration with interfaces `wan1`, `wan2` (WAN) and `lan` (LAN),
+/// one queue with small rings, no static SAs: the data plane for SAs the control process
+/// negotiates.
+pub fn gateway_toml(pin_dir: &Path) -> String {
+    format!(
+        "[gateway]\npin_dir = \"{}\"\nqueues = 1\nframe_count = 2048\nring_size = 512\nbatch_size = 64\n\n\
+         [[interface]]\nname = \"wan1\"\nrole = \"wan\"\n\n\
+         [[interface]]\nname = \"wan2\"\nrole = \"wan\"\n\n\
+         [[interface]]\nname = \"lan\"\nrole = \"lan\"\n",
+        pin_dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn road_warrior_gateway_renders_swanctl_shaped_toml() {
+        let params = TunnelParams::default();
+        let text = ControlConfig::road_warrior_gateway(
+            &params,
+            &["198.18.1.1".into(), "198.18.2.1".into()],
+            "10.101.0.0/24",
+        )
+        .render();
+        for line in [
+            "[connections.rw]",
+            "local_addrs = [\"198.18.1.1\", \"198.18.2.1\"]",
+            "[connections.rw.local]",
+            "auth = \"psk\"",
+            "[connections.rw.children.lan]",
+            "remote_ts = [\"dynamic\"]",
+            "[pools.rw_pool]",
+            "[secrets.ike-rw]",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        assert!(!text.contains("[daemon]\nbpf_pin_dir"), "{text}");
+    }
+}
