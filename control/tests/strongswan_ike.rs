@@ -12,54 +12,15 @@ mod interop;
 use std::time::Duration;
 
 use interop::{
-    ClientToStrongswan, Roamgate, gateway_config, hex_spi, roamgate_client_to_strongswan,
+    ClientToStrongswan, Roamgate, assert_clean_ike, assert_same_child, gateway_config,
+    roamgate_client_to_strongswan,
 };
-use roamgate_control::engine::ChildSaInstall;
 use roamgate_lab::Lab;
-use roamgate_lab::capture::{Capture, dissect};
-use roamgate_lab::strongswan::{self, Charon, IkeSa, TunnelParams};
+use roamgate_lab::capture::Capture;
+use roamgate_lab::strongswan::{self, Charon, TunnelParams};
 use roamgate_lab::topology::{Options, RoadWarrior};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// strongSwan's CHILD_SA and roamgate's installed one are the two halves of one SA pair.
-fn assert_same_child(sa: &IkeSa, installed: &[ChildSaInstall]) {
-    let child = sa.children.first().expect("strongSwan has a CHILD_SA");
-    let ours = installed
-        .iter()
-        .find(|c| hex_spi(c.outbound.spi) == child.spi_in)
-        .unwrap_or_else(|| {
-            panic!(
-                "roamgate installed no CHILD_SA whose outbound SPI is strongSwan's inbound {}: {:?}",
-                child.spi_in,
-                installed
-                    .iter()
-                    .map(|c| (hex_spi(c.inbound.spi), hex_spi(c.outbound.spi)))
-                    .collect::<Vec<_>>()
-            )
-        });
-    assert_eq!(hex_spi(ours.inbound.spi), child.spi_out, "{sa:?}");
-}
-
-/// Every packet roamgate (`from`) sent in the capture dissects cleanly; returns how many.
-fn assert_clean_ike(pcap: &std::path::Path, from: &str) -> usize {
-    let packets = dissect(pcap, "isakmp", &[]).unwrap();
-    let ours: Vec<_> = packets.iter().filter(|p| p.src == from).collect();
-    assert!(
-        !ours.is_empty(),
-        "no IKE packet from {from} in {}",
-        pcap.display()
-    );
-    for p in &ours {
-        assert!(!p.malformed, "malformed: {p:?} in {}", pcap.display());
-        assert!(
-            !p.expert.iter().any(|s| s == "error" || s == "warning"),
-            "expert error or warning: {p:?} in {}",
-            pcap.display()
-        );
-    }
-    ours.len()
-}
 
 #[test]
 fn strongswan_initiates_to_roamgate_psk_x25519_aes128gcm16() {

@@ -431,14 +431,8 @@ impl Worker {
                 }
             }
             Outcome::Scratch { port, len } => {
-                let Some(addr) = self.ports[port].sock.alloc() else {
-                    self.drops.count(DropReason::NoTxFrame);
+                let Some(tx) = self.alloc_tx(port, len) else {
                     return;
-                };
-                let tx = Desc {
-                    addr,
-                    len: len as u32,
-                    options: 0,
                 };
                 if let Some(dst) = self.ports[port].sock.frame_mut(&tx) {
                     dst.copy_from_slice(&self.scratch[..len]);
@@ -448,16 +442,23 @@ impl Worker {
         }
     }
 
-    /// Copies `frame[start..start + len]` of port `from` into a new frame of port `to`.
-    fn copy_out(&mut self, from: usize, whole: &Desc, start: usize, len: usize, to: usize) {
-        let Some(addr) = self.ports[to].sock.alloc() else {
+    /// A free TX frame of `port` for `len` bytes, or a counted drop when the port has none.
+    fn alloc_tx(&mut self, port: usize, len: usize) -> Option<Desc> {
+        let Some(addr) = self.ports[port].sock.alloc() else {
             self.drops.count(DropReason::NoTxFrame);
-            return;
+            return None;
         };
-        let tx = Desc {
+        Some(Desc {
             addr,
             len: len as u32,
             options: 0,
+        })
+    }
+
+    /// Copies `frame[start..start + len]` of port `from` into a new frame of port `to`.
+    fn copy_out(&mut self, from: usize, whole: &Desc, start: usize, len: usize, to: usize) {
+        let Some(tx) = self.alloc_tx(to, len) else {
+            return;
         };
         let copied = if from == to {
             let p = &mut self.ports[to];
