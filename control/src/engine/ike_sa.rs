@@ -213,6 +213,65 @@ pub(super) struct Reassembly {
 }
 
 impl IkeSa {
+    /// A new half-open IKE SA ([RFC 7296 § 1.2](https://www.rfc-editor.org/rfc/rfc7296#section-1.2)):
+    /// no SPIs, nonces, algorithms or keys yet, nothing negotiated, no CHILD_SAs, message IDs
+    /// at zero; the IKE_SA_INIT code fills in what it has.
+    pub(super) fn half_open(
+        handle: IkeSaHandle,
+        conn: usize,
+        cfg: Arc<ConnectionConfig>,
+        initiator: bool,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            handle,
+            conn,
+            connection: cfg.name.clone(),
+            cfg,
+            initiator,
+            spi_i: 0,
+            spi_r: 0,
+            local,
+            remote,
+            nat_local: false,
+            nat_remote: false,
+            state: State::HalfOpen,
+            alg: None,
+            keys: None,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            next_message_id: 0,
+            pending: None,
+            queue: VecDeque::new(),
+            peer_next_message_id: 0,
+            cached: None,
+            children: Vec::new(),
+            child_proposal: None,
+            peer_mobike: false,
+            peer_id: None,
+            virtual_ips: Vec::new(),
+            assigned_vips: Vec::new(),
+            last_inbound: now,
+            last_outbound: now,
+            expires_at: None,
+            iv_counter: 0,
+            rekey: None,
+            rekey_at: None,
+            hard_expiry: None,
+            silent: false,
+            local_spi_before_rekey: 0,
+            peer_hashes: None,
+            peer_certreqs: Vec::new(),
+            fragmentation: false,
+            reassembly: None,
+            reassembled_from: Vec::new(),
+        }
+    }
+
     /// The SPI we chose (the key of `by_spi`).
     pub(super) fn local_spi(&self) -> u64 {
         if self.initiator {

@@ -467,6 +467,20 @@ impl Engine {
         self.command(now, handle, exchange::Request::DeleteIke)
     }
 
+    /// Checks that `handle` names an IKE SA with a CHILD_SA whose inbound SPI is `inbound_spi`
+    /// (the commands that act on one CHILD_SA name it so).
+    fn check_child_sa(&self, handle: IkeSaHandle, inbound_spi: u32) -> Result<(), CommandError> {
+        let sa = self
+            .sas
+            .get(&handle)
+            .ok_or(CommandError::UnknownIkeSa(handle))?;
+        if sa.children.iter().any(|c| c.inbound_spi == inbound_spi) {
+            Ok(())
+        } else {
+            Err(CommandError::UnknownChildSa(inbound_spi))
+        }
+    }
+
     /// Deletes one CHILD_SA, named by our inbound SPI.
     pub fn terminate_child(
         &mut self,
@@ -474,13 +488,7 @@ impl Engine {
         handle: IkeSaHandle,
         inbound_spi: u32,
     ) -> Result<(), CommandError> {
-        let sa = self
-            .sas
-            .get(&handle)
-            .ok_or(CommandError::UnknownIkeSa(handle))?;
-        if !sa.children.iter().any(|c| c.inbound_spi == inbound_spi) {
-            return Err(CommandError::UnknownChildSa(inbound_spi));
-        }
+        self.check_child_sa(handle, inbound_spi)?;
         self.command(
             now,
             handle,

@@ -17,35 +17,6 @@ use crate::wire::DhGroup;
 /// How long a responder keeps a rekeyed-away IKE SA for the initiator's Delete.
 const PREDECESSOR_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn nonce_of(payloads: &[Payload]) -> Option<&Nonce> {
-    find(payloads, |p| match p {
-        Payload::Nonce(n) => Some(n),
-        _ => None,
-    })
-}
-
-fn ke_of(payloads: &[Payload]) -> Option<&KeyExchange> {
-    find(payloads, |p| match p {
-        Payload::KeyExchange(k) => Some(k),
-        _ => None,
-    })
-}
-
-fn sa_of(payloads: &[Payload]) -> Option<&SecurityAssociation> {
-    find(payloads, |p| match p {
-        Payload::SecurityAssociation(s) => Some(s),
-        _ => None,
-    })
-}
-
-fn ts_of(payloads: &[Payload], initiator: bool) -> Option<&TrafficSelectors> {
-    find(payloads, |p| match p {
-        Payload::TsInitiator(t) if initiator => Some(t),
-        Payload::TsResponder(t) if !initiator => Some(t),
-        _ => None,
-    })
-}
-
 /// The lower of two nonces, compared as unsigned big-endian numbers of their length
 /// (a shorter nonce is padded with leading zeros).
 fn lower<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
@@ -130,13 +101,7 @@ impl Engine {
         handle: IkeSaHandle,
         inbound_spi: u32,
     ) -> Result<(), CommandError> {
-        let sa = self
-            .sas
-            .get(&handle)
-            .ok_or(CommandError::UnknownIkeSa(handle))?;
-        if !sa.children.iter().any(|c| c.inbound_spi == inbound_spi) {
-            return Err(CommandError::UnknownChildSa(inbound_spi));
-        }
+        self.check_child_sa(handle, inbound_spi)?;
         self.command(now, handle, Request::RekeyChild(inbound_spi))
     }
 
@@ -234,11 +199,7 @@ impl Engine {
         payloads.push(Payload::TsResponder(TrafficSelectors {
             selectors: offered.remote_ts.clone(),
         }));
-        match offered.mode {
-            Mode::Transport => payloads.push(notify(NotifyType::USE_TRANSPORT_MODE)),
-            Mode::Beet => payloads.push(notify(USE_BEET_MODE)),
-            Mode::Tunnel => {}
-        }
+        payloads.extend(mode_notify(offered.mode));
         Some(ChildRequest {
             payloads,
             new_inbound,
@@ -355,12 +316,8 @@ impl Engine {
         if let Some(ty) = first_error(payloads) {
             return ChildAnswer::Failed(failure_of(ty));
         }
-        let (Some(sa_p), Some(nr), Some(tsi), Some(tsr)) = (
-            sa_of(payloads),
-            nonce_of(payloads),
-            ts_of(payloads, true),
-            ts_of(payloads, false),
-        ) else {
+        let (Some((sa_p, tsi, tsr)), Some(nr)) = (child_sa_payloads(payloads), nonce_of(payloads))
+        else {
             return ChildAnswer::Failed(FailureReason::Protocol(
                 "CREATE_CHILD_SA response incomplete",
             ));
@@ -512,13 +469,7 @@ impl Engine {
             return true;
         };
         // The mode we asked for, if the peer agreed to it.
-        let mode = match cfg.mode {
-            Mode::Transport if has_notify(payloads, NotifyType::USE_TRANSPORT_MODE) => {
-                Mode::Transport
-            }
-            Mode::Beet if has_notify(payloads, USE_BEET_MODE) => Mode::Beet,
-            _ => Mode::Tunnel,
-        };
+        let mode = agreed_mode(cfg.mode, payloads);
         let offered = OfferedChild {
             cfg_index: child,
             mode,
@@ -576,12 +527,8 @@ impl Engine {
         rx: &Received<'_>,
         payloads: &[Payload],
     ) {
-        let (Some(sa_p), Some(ni), Some(tsi), Some(tsr)) = (
-            sa_of(payloads),
-            nonce_of(payloads),
-            ts_of(payloads, true),
-            ts_of(payloads, false),
-        ) else {
+        let (Some((sa_p, tsi, tsr)), Some(ni)) = (child_sa_payloads(payloads), nonce_of(payloads))
+        else {
             self.respond(sa, rx, vec![notify(NotifyType::INVALID_SYNTAX)]);
             return;
         };
@@ -625,20 +572,10 @@ impl Engine {
             Some(o) => vec![o.cfg_index],
             None => (0..c.children.len()).collect(),
         };
-        let mut chosen = None;
-        for i in candidates {
-            let Some(ch) = c.children.get(i) else {
-                continue;
-            };
-            let remote_side = remote_ts_of(sa, &ch.remote_ts);
-            let ntsi = narrow(&tsi.selectors, &remote_side);
-            let ntsr = narrow(&tsr.selectors, &local_ts_of(sa, &ch.local_ts));
-            if !ntsi.is_empty() && !ntsr.is_empty() {
-                chosen = Some((i, ntsi, ntsr));
-                break;
-            }
-        }
-        let Some((i, ntsi, ntsr)) = chosen else {
+        let chosen = candidates
+            .into_iter()
+            .filter_map(|i| c.children.get(i).map(|ch| (i, ch)));
+        let Some((i, ntsi, ntsr)) = narrow_to_first_child(sa, chosen, tsi, tsr) else {
             self.stats.ts_unacceptable_sent += 1;
             self.respond(sa, rx, vec![notify(NotifyType::TS_UNACCEPTABLE)]);
             return;
@@ -687,13 +624,7 @@ impl Engine {
             };
             nr_dh = Some((dh, shared));
         }
-        let mode = match old.as_ref().map_or(ch.mode, |o| o.mode) {
-            Mode::Transport if has_notify(payloads, NotifyType::USE_TRANSPORT_MODE) => {
-                Mode::Transport
-            }
-            Mode::Beet if has_notify(payloads, USE_BEET_MODE) => Mode::Beet,
-            _ => Mode::Tunnel,
-        };
+        let mode = agreed_mode(old.as_ref().map_or(ch.mode, |o| o.mode), payloads);
         let inbound = self.alloc_child_spi();
         let nr = self.random(NONCE_LEN);
         let mut out = vec![
@@ -714,11 +645,7 @@ impl Engine {
         out.push(Payload::TsResponder(TrafficSelectors {
             selectors: ntsr.clone(),
         }));
-        match mode {
-            Mode::Transport => out.push(notify(NotifyType::USE_TRANSPORT_MODE)),
-            Mode::Beet => out.push(notify(USE_BEET_MODE)),
-            Mode::Tunnel => {}
-        }
+        out.extend(mode_notify(mode));
         self.respond(sa, rx, out);
         let plan = ChildPlan {
             child: i,

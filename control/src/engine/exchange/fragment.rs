@@ -71,23 +71,8 @@ impl Engine {
         let mut out = Vec::with_capacity(usize::from(total));
         for (i, piece) in plain.chunks(per).enumerate() {
             let number = u16::try_from(i + 1).ok()?;
-            let iv = if keys.out.iv_len() == 8 {
-                sa.iv_counter += 1;
-                sa.iv_counter.to_be_bytes().to_vec()
-            } else {
-                let mut iv = vec![0u8; keys.out.iv_len()];
-                self.rng.fill(&mut iv);
-                iv
-            };
-            let msg = Message {
-                spi_i: sa.spi_i,
-                spi_r: sa.spi_r,
-                exchange_type: exchange,
-                flags: Flags::new(sa.initiator, response),
-                message_id: mid,
-                minor_version: 0,
-                payloads: Vec::new(),
-            };
+            let iv = next_iv(&mut *self.rng, &mut sa.iv_counter, keys.out.iv_len());
+            let msg = encrypted_message_header(sa, exchange, response, mid);
             let inner = if number == 1 {
                 first
             } else {

@@ -195,11 +195,7 @@ impl Engine {
             payloads.push(Payload::TsResponder(TrafficSelectors {
                 selectors: remote_ts.clone(),
             }));
-            match child.mode {
-                Mode::Transport => payloads.push(notify(NotifyType::USE_TRANSPORT_MODE)),
-                Mode::Beet => payloads.push(notify(USE_BEET_MODE)),
-                Mode::Tunnel => {}
-            }
+            payloads.extend(mode_notify(child.mode));
             sa.child_proposal = Some(ChildProposal {
                 child: 0,
                 inbound_spi: spi,
@@ -337,19 +333,7 @@ impl Engine {
             return;
         };
         let name = child.name.clone();
-        let sa_p = find(payloads, |p| match p {
-            Payload::SecurityAssociation(s) => Some(s),
-            _ => None,
-        });
-        let tsi = find(payloads, |p| match p {
-            Payload::TsInitiator(t) => Some(t),
-            _ => None,
-        });
-        let tsr = find(payloads, |p| match p {
-            Payload::TsResponder(t) => Some(t),
-            _ => None,
-        });
-        let (Some(sa_p), Some(tsi), Some(tsr)) = (sa_p, tsi, tsr) else {
+        let Some((sa_p, tsi, tsr)) = child_sa_payloads(payloads) else {
             let reason = first_error(payloads).map_or(
                 FailureReason::Protocol("no CHILD_SA in IKE_AUTH response"),
                 failure_of,
@@ -386,15 +370,7 @@ impl Engine {
             });
             return;
         }
-        let mode = if child.mode == Mode::Transport
-            && has_notify(payloads, NotifyType::USE_TRANSPORT_MODE)
-        {
-            Mode::Transport
-        } else if child.mode == Mode::Beet && has_notify(payloads, USE_BEET_MODE) {
-            Mode::Beet
-        } else {
-            Mode::Tunnel
-        };
+        let mode = agreed_mode(child.mode, payloads);
         let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         self.install_child(
             now,
@@ -745,41 +721,21 @@ impl Engine {
         c: &crate::engine::config::ConnectionConfig,
         payloads: &[Payload],
     ) -> ChildOutcome {
-        let sa_p = find(payloads, |p| match p {
-            Payload::SecurityAssociation(s) => Some(s),
-            _ => None,
-        });
-        let tsi = find(payloads, |p| match p {
-            Payload::TsInitiator(t) => Some(t),
-            _ => None,
-        });
-        let tsr = find(payloads, |p| match p {
-            Payload::TsResponder(t) => Some(t),
-            _ => None,
-        });
         let none = ChildOutcome {
             payloads: Vec::new(),
             install: None,
             failure: None,
         };
-        let (Some(sa_p), Some(tsi), Some(tsr)) = (sa_p, tsi, tsr) else {
+        let Some((sa_p, tsi, tsr)) = child_sa_payloads(payloads) else {
             return none;
         };
         let first_name = c
             .children
             .first()
             .map_or_else(String::new, |ch| ch.name.clone());
-        let mut chosen = None;
-        for (i, ch) in c.children.iter().enumerate() {
-            let remote_side = remote_ts_of(sa, &ch.remote_ts);
-            let ntsi = narrow(&tsi.selectors, &remote_side);
-            let ntsr = narrow(&tsr.selectors, &local_ts_of(sa, &ch.local_ts));
-            if !ntsi.is_empty() && !ntsr.is_empty() {
-                chosen = Some((i, ntsi, ntsr));
-                break;
-            }
-        }
-        let Some((i, ntsi, ntsr)) = chosen else {
+        let Some((i, ntsi, ntsr)) =
+            narrow_to_first_child(sa, c.children.iter().enumerate(), tsi, tsr)
+        else {
             self.stats.ts_unacceptable_sent += 1;
             return ChildOutcome {
                 payloads: vec![notify(NotifyType::TS_UNACCEPTABLE)],
@@ -797,13 +753,7 @@ impl Engine {
                 failure: Some((ch.name.clone(), FailureReason::NoProposalChosen)),
             };
         };
-        let mode = match ch.mode {
-            Mode::Transport if has_notify(payloads, NotifyType::USE_TRANSPORT_MODE) => {
-                Mode::Transport
-            }
-            Mode::Beet if has_notify(payloads, USE_BEET_MODE) => Mode::Beet,
-            _ => Mode::Tunnel,
-        };
+        let mode = agreed_mode(ch.mode, payloads);
         let inbound = self.alloc_child_spi();
         let mut out = vec![
             Payload::SecurityAssociation(SecurityAssociation {
@@ -816,11 +766,7 @@ impl Engine {
                 selectors: ntsr.clone(),
             }),
         ];
-        match mode {
-            Mode::Transport => out.push(notify(NotifyType::USE_TRANSPORT_MODE)),
-            Mode::Beet => out.push(notify(USE_BEET_MODE)),
-            Mode::Tunnel => {}
-        }
+        out.extend(mode_notify(mode));
         ChildOutcome {
             payloads: out,
             // Our side is TSr, the peer's TSi.
@@ -958,17 +904,8 @@ mod tests {
         )
         .unwrap();
         IkeSa {
-            handle: IkeSaHandle(1),
-            conn: 0,
-            cfg: std::sync::Arc::new(conn()),
-            connection: "c".into(),
-            initiator,
             spi_i: 1,
             spi_r: 2,
-            local: "192.0.2.1:500".parse().unwrap(),
-            remote: "192.0.2.2:500".parse().unwrap(),
-            nat_local: false,
-            nat_remote: false,
             state: State::Established,
             alg: Some(alg()),
             keys: Some(keys),
@@ -977,30 +914,15 @@ mod tests {
             init_request: b"the IKE_SA_INIT request".to_vec(),
             init_response: b"the IKE_SA_INIT response".to_vec(),
             next_message_id: 1,
-            pending: None,
-            queue: Default::default(),
-            peer_next_message_id: 0,
-            cached: None,
-            children: vec![],
-            child_proposal: None,
-            peer_mobike: false,
-            peer_id: None,
-            virtual_ips: Vec::new(),
-            assigned_vips: Vec::new(),
-            last_inbound: Instant::now(),
-            last_outbound: Instant::now(),
-            expires_at: None,
-            iv_counter: 0,
-            rekey: None,
-            rekey_at: None,
-            hard_expiry: None,
-            silent: false,
-            local_spi_before_rekey: 0,
-            peer_hashes: None,
-            peer_certreqs: Vec::new(),
-            fragmentation: false,
-            reassembly: None,
-            reassembled_from: Vec::new(),
+            ..IkeSa::half_open(
+                IkeSaHandle(1),
+                0,
+                std::sync::Arc::new(conn()),
+                initiator,
+                "192.0.2.1:500".parse().unwrap(),
+                "192.0.2.2:500".parse().unwrap(),
+                Instant::now(),
+            )
         }
     }
 

@@ -26,49 +26,9 @@ impl Engine {
             .find(|g| dh::is_supported(*g));
         let connection = c.name.clone();
         let mut sa = IkeSa {
-            handle,
-            conn,
-            cfg: c.clone(),
-            connection: connection.clone(),
-            initiator: true,
             spi_i,
-            spi_r: 0,
-            local,
-            remote,
-            nat_local: false,
-            nat_remote: false,
-            state: State::HalfOpen,
-            alg: None,
-            keys: None,
             ni,
-            nr: Vec::new(),
-            init_request: Vec::new(),
-            init_response: Vec::new(),
-            next_message_id: 0,
-            pending: None,
-            queue: Default::default(),
-            peer_next_message_id: 0,
-            cached: None,
-            children: Vec::new(),
-            child_proposal: None,
-            peer_mobike: false,
-            peer_id: None,
-            virtual_ips: Vec::new(),
-            assigned_vips: Vec::new(),
-            last_inbound: now,
-            last_outbound: now,
-            expires_at: None,
-            iv_counter: 0,
-            rekey: None,
-            rekey_at: None,
-            hard_expiry: None,
-            silent: false,
-            local_spi_before_rekey: 0,
-            peer_hashes: None,
-            peer_certreqs: Vec::new(),
-            fragmentation: false,
-            reassembly: None,
-            reassembled_from: Vec::new(),
+            ..IkeSa::half_open(handle, conn, c.clone(), true, local, remote, now)
         };
         let dh = group.and_then(|g| DhPrivate::generate(g, &mut *self.rng).ok());
         let Some(dh) = dh else {
@@ -220,18 +180,9 @@ impl Engine {
             self.fail(sa, failure_of(ty));
             return false;
         }
-        let sa_p = find(&msg.payloads, |p| match p {
-            Payload::SecurityAssociation(s) => Some(s),
-            _ => None,
-        });
-        let ke = find(&msg.payloads, |p| match p {
-            Payload::KeyExchange(k) => Some(k),
-            _ => None,
-        });
-        let nr = find(&msg.payloads, |p| match p {
-            Payload::Nonce(n) => Some(n),
-            _ => None,
-        });
+        let sa_p = sa_of(&msg.payloads);
+        let ke = ke_of(&msg.payloads);
+        let nr = nonce_of(&msg.payloads);
         let (Some(sa_p), Some(ke), Some(nr)) = (sa_p, ke, nr) else {
             self.fail(
                 sa,
@@ -328,18 +279,9 @@ impl Engine {
             self.stats.drop_invalid_init += 1;
             return;
         }
-        let sa_p = find(&msg.payloads, |p| match p {
-            Payload::SecurityAssociation(s) => Some(s),
-            _ => None,
-        });
-        let ke = find(&msg.payloads, |p| match p {
-            Payload::KeyExchange(k) => Some(k),
-            _ => None,
-        });
-        let ni = find(&msg.payloads, |p| match p {
-            Payload::Nonce(n) => Some(n),
-            _ => None,
-        });
+        let sa_p = sa_of(&msg.payloads);
+        let ke = ke_of(&msg.payloads);
+        let ni = nonce_of(&msg.payloads);
         let (Some(sa_p), Some(ke), Some(ni)) = (sa_p, ke, ni) else {
             self.stats.drop_invalid_init += 1;
             return;
@@ -422,54 +364,19 @@ impl Engine {
             stateless(self, Notify::new(NotifyType::INVALID_SYNTAX, Vec::new()));
             return;
         };
-        let connection = c.name.clone();
         let handle = self.alloc_handle();
         let spi_r = self.alloc_ike_spi();
         let nr = self.random(NONCE_LEN);
         let mut sa = IkeSa {
-            handle,
-            conn,
-            cfg: c.clone(),
-            connection,
-            initiator: false,
             spi_i: msg.spi_i,
             spi_r,
-            local,
-            remote,
-            nat_local: false,
-            nat_remote: false,
-            state: State::HalfOpen,
             alg: Some(alg),
-            keys: None,
             ni: ni.data.clone(),
             nr: nr.clone(),
             init_request: bytes.to_vec(),
-            init_response: Vec::new(),
-            next_message_id: 0,
-            pending: None,
-            queue: Default::default(),
             peer_next_message_id: 1,
-            cached: None,
-            children: Vec::new(),
-            child_proposal: None,
-            peer_mobike: false,
-            peer_id: None,
-            virtual_ips: Vec::new(),
-            assigned_vips: Vec::new(),
-            last_inbound: now,
-            last_outbound: now,
             expires_at: now.checked_add(self.config.half_open_timeout),
-            iv_counter: 0,
-            rekey: None,
-            rekey_at: None,
-            hard_expiry: None,
-            silent: false,
-            local_spi_before_rekey: 0,
-            peer_hashes: None,
-            peer_certreqs: Vec::new(),
-            fragmentation: false,
-            reassembly: None,
-            reassembled_from: Vec::new(),
+            ..IkeSa::half_open(handle, conn, c.clone(), false, local, remote, now)
         };
         self.detect_nat(&mut sa, &msg, 0);
         sa.peer_hashes = peer_hash_algorithms(&msg.payloads);

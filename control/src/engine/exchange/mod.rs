@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::auth::{id_payload_body, local_identity, signed_octets};
-use super::config::{LocalAuth, Mode, RemoteAuth, TsConfig};
+use super::config::{ChildConfig, LocalAuth, Mode, RemoteAuth, TsConfig};
 use super::ike_sa::{CachedResponse, ChildProposal, ChildSa, IkeKeyState, IkeSa, Pending, State};
 use super::nat::{cookie, nat_detection_hash};
 use super::negotiate::{
@@ -160,8 +160,126 @@ fn remote_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
     }
 }
 
+/// The first of `candidates` (index and configuration) whose selectors, narrowed against the
+/// proposed TSi and TSr ([RFC 7296 § 2.9](https://www.rfc-editor.org/rfc/rfc7296#section-2.9)),
+/// leave both sides non-empty; with the narrowed TSi and TSr. `None` means TS_UNACCEPTABLE.
+fn narrow_to_first_child<'a>(
+    sa: &IkeSa,
+    candidates: impl IntoIterator<Item = (usize, &'a ChildConfig)>,
+    tsi: &TrafficSelectors,
+    tsr: &TrafficSelectors,
+) -> Option<(usize, Vec<TrafficSelector>, Vec<TrafficSelector>)> {
+    candidates.into_iter().find_map(|(i, ch)| {
+        let ntsi = narrow(&tsi.selectors, &remote_ts_of(sa, &ch.remote_ts));
+        let ntsr = narrow(&tsr.selectors, &local_ts_of(sa, &ch.local_ts));
+        (!ntsi.is_empty() && !ntsr.is_empty()).then_some((i, ntsi, ntsr))
+    })
+}
+
+/// The IPsec mode of a CHILD_SA: the transport or BEET mode one side `wanted`, if the other
+/// side's message carries the matching USE_TRANSPORT_MODE or (strongSwan's) [`USE_BEET_MODE`]
+/// notify; tunnel mode otherwise
+/// ([RFC 7296 § 1.3.1](https://www.rfc-editor.org/rfc/rfc7296#section-1.3.1)).
+fn agreed_mode(wanted: Mode, payloads: &[Payload]) -> Mode {
+    match wanted {
+        Mode::Transport if has_notify(payloads, NotifyType::USE_TRANSPORT_MODE) => Mode::Transport,
+        Mode::Beet if has_notify(payloads, USE_BEET_MODE) => Mode::Beet,
+        _ => Mode::Tunnel,
+    }
+}
+
+/// The notify that asks for or accepts `mode` (USE_TRANSPORT_MODE or USE_BEET_MODE); none for
+/// tunnel mode, the default ([RFC 7296 § 3.10.1](https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1)).
+fn mode_notify(mode: Mode) -> Option<Payload> {
+    match mode {
+        Mode::Transport => Some(notify(NotifyType::USE_TRANSPORT_MODE)),
+        Mode::Beet => Some(notify(USE_BEET_MODE)),
+        Mode::Tunnel => None,
+    }
+}
+
 fn find<'a, T>(payloads: &'a [Payload], f: impl Fn(&'a Payload) -> Option<&'a T>) -> Option<&'a T> {
     payloads.iter().find_map(f)
+}
+
+/// The Nonce payload of a message ([RFC 7296 § 3.9](https://www.rfc-editor.org/rfc/rfc7296#section-3.9)).
+fn nonce_of(payloads: &[Payload]) -> Option<&Nonce> {
+    find(payloads, |p| match p {
+        Payload::Nonce(n) => Some(n),
+        _ => None,
+    })
+}
+
+/// The Key Exchange payload of a message ([RFC 7296 § 3.4](https://www.rfc-editor.org/rfc/rfc7296#section-3.4)).
+fn ke_of(payloads: &[Payload]) -> Option<&KeyExchange> {
+    find(payloads, |p| match p {
+        Payload::KeyExchange(k) => Some(k),
+        _ => None,
+    })
+}
+
+/// The Security Association payload of a message ([RFC 7296 § 3.3](https://www.rfc-editor.org/rfc/rfc7296#section-3.3)).
+fn sa_of(payloads: &[Payload]) -> Option<&SecurityAssociation> {
+    find(payloads, |p| match p {
+        Payload::SecurityAssociation(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// The TSi (`initiator`) or TSr payload of a message ([RFC 7296 § 3.13](https://www.rfc-editor.org/rfc/rfc7296#section-3.13)).
+fn ts_of(payloads: &[Payload], initiator: bool) -> Option<&TrafficSelectors> {
+    find(payloads, |p| match p {
+        Payload::TsInitiator(t) if initiator => Some(t),
+        Payload::TsResponder(t) if !initiator => Some(t),
+        _ => None,
+    })
+}
+
+/// The SA, TSi and TSr payloads that together propose or accept a CHILD_SA
+/// ([RFC 7296 § 1.2](https://www.rfc-editor.org/rfc/rfc7296#section-1.2),
+/// [§ 1.3.1](https://www.rfc-editor.org/rfc/rfc7296#section-1.3.1)); `None` unless all three are there.
+fn child_sa_payloads(
+    payloads: &[Payload],
+) -> Option<(&SecurityAssociation, &TrafficSelectors, &TrafficSelectors)> {
+    Some((
+        sa_of(payloads)?,
+        ts_of(payloads, true)?,
+        ts_of(payloads, false)?,
+    ))
+}
+
+/// The IV for the next encrypted payload ([RFC 7296 § 3.14](https://www.rfc-editor.org/rfc/rfc7296#section-3.14)):
+/// for AES-GCM's 8-octet IVs the SA's message counter, unique per key by construction
+/// ([RFC 5282 § 3.1](https://www.rfc-editor.org/rfc/rfc5282#section-3.1)); fresh random octets
+/// otherwise.
+fn next_iv(rng: &mut dyn crate::crypto::Rng, iv_counter: &mut u64, len: usize) -> Vec<u8> {
+    if len == 8 {
+        *iv_counter += 1;
+        iv_counter.to_be_bytes().to_vec()
+    } else {
+        let mut iv = vec![0u8; len];
+        rng.fill(&mut iv);
+        iv
+    }
+}
+
+/// The IKE header of an encrypted (SK or SKF) message of `sa`; its payloads travel inside the
+/// Encrypted payload ([RFC 7296 § 3.14](https://www.rfc-editor.org/rfc/rfc7296#section-3.14)).
+fn encrypted_message_header(
+    sa: &IkeSa,
+    exchange: ExchangeType,
+    response: bool,
+    mid: u32,
+) -> Message {
+    Message {
+        spi_i: sa.spi_i,
+        spi_r: sa.spi_r,
+        exchange_type: exchange,
+        flags: Flags::new(sa.initiator, response),
+        message_id: mid,
+        minor_version: 0,
+        payloads: Vec::new(),
+    }
 }
 
 fn has_notify(payloads: &[Payload], ty: NotifyType) -> bool {
@@ -333,23 +451,8 @@ impl Engine {
     ) -> Option<Vec<u8>> {
         let (first, plain) = encode_chain_to_vec(&payloads).ok()?;
         let keys = sa.keys.as_ref()?;
-        let iv = if keys.out.iv_len() == 8 {
-            sa.iv_counter += 1;
-            sa.iv_counter.to_be_bytes().to_vec()
-        } else {
-            let mut iv = vec![0u8; keys.out.iv_len()];
-            self.rng.fill(&mut iv);
-            iv
-        };
-        let msg = Message {
-            spi_i: sa.spi_i,
-            spi_r: sa.spi_r,
-            exchange_type: exchange,
-            flags: Flags::new(sa.initiator, response),
-            message_id: mid,
-            minor_version: 0,
-            payloads: Vec::new(),
-        };
+        let iv = next_iv(&mut *self.rng, &mut sa.iv_counter, keys.out.iv_len());
+        let msg = encrypted_message_header(sa, exchange, response, mid);
         match keys.out.seal(&iv, msg, first, &plain) {
             Ok(b) => Some(b),
             Err(e) => {
