@@ -187,3 +187,43 @@ fn traffic_of_the_gateways_themselves_goes_through_their_tun_devices() {
         "ESP reached B's kernel stack"
     );
 }
+
+#[test]
+fn a_neighbour_miss_after_decapsulation_goes_through_the_tun_device() {
+    let s = sites("nmiss", Encap::Esp);
+    let (lana, pins_a, pins_b) = (&s.lab.lana.ns, &s.pins_a.0, &s.pins_b.0);
+    // Neither gateway's kernel has seen a LAN host yet (the workers took every frame), so
+    // the first decapsulated packet on each side misses its neighbour: it goes into the TUN
+    // device, and the kernel forwards it and resolves the neighbour.
+    let first = ping_ok(lana, "10.102.0.2", 1);
+    assert_eq!(
+        first.received,
+        1,
+        "first ping: {first:?}\nA: {}\nB: {}",
+        show(pins_a),
+        show(pins_b)
+    );
+    for (name, pins) in [("A", pins_a), ("B", pins_b)] {
+        assert!(
+            forwarded(pins, Forward::ToTun) >= 1,
+            "{name}: {}",
+            show(pins)
+        );
+    }
+    // Once the neighbours are mirrored, decapsulated packets leave through AF_XDP.
+    let (tun_b, lan_b) = (
+        forwarded(pins_b, Forward::ToTun),
+        forwarded(pins_b, Forward::TxLan),
+    );
+    let r = ping_ok(lana, "10.102.0.2", 20);
+    assert_eq!(r.received, 20, "{r:?}\nB: {}", show(pins_b));
+    let (tun_b2, lan_b2) = (
+        forwarded(pins_b, Forward::ToTun),
+        forwarded(pins_b, Forward::TxLan),
+    );
+    assert!(
+        lan_b2 - lan_b >= 15 && tun_b2 - tun_b <= 5,
+        "B: to_tun {tun_b} -> {tun_b2}, tx_lan {lan_b} -> {lan_b2}\n{}",
+        show(pins_b)
+    );
+}

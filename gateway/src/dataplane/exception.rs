@@ -1,10 +1,11 @@
-//! The exception path: packets the workers cannot send themselves (no MAC for the next hop
-//! yet, or a next hop on an interface the gateway does not serve) go to the kernel, which
-//! routes them, resolves the neighbour and sends them. Raw IP sockets with the header
-//! included (`IPPROTO_RAW`): one `sendto` per packet, off the fast path.
-//!
-//! The design's exception path is a TUN device written through io_uring, which would also
-//! carry traffic for the gateway itself; see docs/gateway.md for what is left to do.
+//! The raw-socket half of the exception path: packets the workers cannot send themselves (no
+//! MAC for the next hop yet, or a next hop on an interface the gateway does not serve) that
+//! cannot go into the TUN device ([`super::tun`]) go to the kernel here, which routes them,
+//! resolves the neighbour and sends them. These are ESP packets the workers built (their
+//! outer source is the gateway's own address, which the kernel refuses as received on the
+//! TUN device) and decapsulated packets of a family the kernel does not forward. Raw IP
+//! sockets with the header included (`IPPROTO_RAW`): one `sendto` per packet, off the fast
+//! path.
 
 use std::io;
 use std::net::IpAddr;

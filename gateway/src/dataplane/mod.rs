@@ -264,7 +264,11 @@ impl Gateway {
 
         let tun = config.tun_name.as_deref().and_then(|name| match tun::Tun::open(name) {
             Ok(t) => {
-                tracing::info!(tun = name, ifindex = t.ifindex(), "exception path TUN device up");
+                let fwd = t.forwarding();
+                tracing::info!(tun = name, ifindex = t.ifindex(), ipv4_forwarding = fwd.v4, ipv6_forwarding = fwd.v6, "exception path TUN device up");
+                if !fwd.v4 || !fwd.v6 {
+                    tracing::warn!(tun = name, "the kernel does not forward every family received on the TUN device: neighbour misses of those families go through raw sockets");
+                }
                 Some(t)
             }
             Err(e) => {

@@ -53,6 +53,41 @@ pub struct Tun {
     fd: OwnedFd,
     name: String,
     ifindex: u32,
+    forwarding: KernelForwarding,
+}
+
+/// Whether the kernel forwards packets received on the TUN device, per family (the
+/// `forwarding` sysctls of the device, read when it is opened). Neighbour misses of
+/// decapsulated packets go into the TUN device only for a family the kernel forwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelForwarding {
+    /// `net.ipv4.conf.<tun>.forwarding`.
+    pub v4: bool,
+    /// `net.ipv6.conf.<tun>.forwarding`.
+    pub v6: bool,
+}
+
+impl KernelForwarding {
+    /// Reads the sysctls of device `name` in the calling thread's network namespace; a
+    /// sysctl that cannot be read counts as off.
+    fn read(name: &str) -> KernelForwarding {
+        let on = |family: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/{family}/conf/{name}/forwarding"))
+                .is_ok_and(|v| v.trim() == "1")
+        };
+        KernelForwarding {
+            v4: on("ipv4"),
+            v6: on("ipv6"),
+        }
+    }
+
+    /// Whether packets to `dst` are forwarded.
+    pub fn forwards(&self, dst: &IpAddr) -> bool {
+        match dst {
+            IpAddr::V4(_) => self.v4,
+            IpAddr::V6(_) => self.v6,
+        }
+    }
 }
 
 fn ifreq_for(name: &str) -> libc::ifreq {
@@ -123,6 +158,7 @@ impl Tun {
             fd,
             name: name.to_string(),
             ifindex,
+            forwarding: KernelForwarding::read(name),
         })
     }
 
@@ -134,6 +170,11 @@ impl Tun {
     /// The device's interface index.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+
+    /// Whether the kernel forwards what is written into the device, per family.
+    pub fn forwarding(&self) -> KernelForwarding {
+        self.forwarding
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {

@@ -520,8 +520,7 @@ impl Worker {
         let Some(entry) = sas.inbound.get(&spi) else {
             return Outcome::Drop(DropReason::UnknownSpi);
         };
-        let inner = &mut frame[start..start + ilen];
-        let Some((src, dst, _)) = ip_addrs(inner) else {
+        let Some((src, dst, _)) = ip_addrs(&frame[start..start + ilen]) else {
             return Outcome::Drop(DropReason::BadInnerPacket);
         };
         if !selected(&entry.remote_ts, src) || !selected(&entry.local_ts, dst) {
@@ -532,16 +531,34 @@ impl Worker {
             self.fwd[Forward::Decapsulated as usize] += 1;
             return Outcome::Tun { start, len: ilen };
         }
-        if let Err(r) = decrement_ttl(inner) {
+        let key = HopKey { src: None, dst };
+        let hop = hops.get(&key);
+        if hop.is_none() {
+            self.shared.hops.want(key);
+        }
+        let out = hop.and_then(|h| port_of(&self.ports, h.ifindex).map(|j| (h, j)));
+        if out.is_none()
+            && self.tun.is_some()
+            && self
+                .shared
+                .tun
+                .as_ref()
+                .is_some_and(|t| t.forwarding().forwards(&dst))
+        {
+            // A neighbour miss, or an interface no worker serves: the kernel receives the
+            // packet on the TUN device and forwards it (TTL, ICMP errors and neighbour
+            // resolution included).
+            self.fwd[Forward::Decapsulated as usize] += 1;
+            return Outcome::Tun { start, len: ilen };
+        }
+        let Some(frame) = self.ports[i].sock.frame_mut(whole) else {
+            return Outcome::Drop(DropReason::Truncated);
+        };
+        if let Err(r) = decrement_ttl(&mut frame[start..start + ilen]) {
             return Outcome::Drop(r);
         }
         self.fwd[Forward::Decapsulated as usize] += 1;
-        let key = HopKey { src: None, dst };
-        let Some(hop) = hops.get(&key) else {
-            self.shared.hops.want(key);
-            return Outcome::Exception { start, len: ilen };
-        };
-        let Some(j) = port_of(&self.ports, hop.ifindex) else {
+        let Some((hop, j)) = out else {
             return Outcome::Exception { start, len: ilen };
         };
         if start < 14 {

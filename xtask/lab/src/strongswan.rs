@@ -646,6 +646,53 @@ pub fn road_warrior_gateway(
         .section("secrets", psk_secrets(params, GW_ID, RW_ID))
 }
 
+/// One end of a site-to-site tunnel: its address, identity and protected prefixes.
+#[derive(Debug, Clone)]
+pub struct SiteEnd {
+    /// The IKE and ESP address.
+    pub addr: String,
+    /// The identity (an FQDN in the lab).
+    pub id: String,
+    /// The protected prefixes (`local_ts` / `remote_ts` syntax).
+    pub ts: String,
+}
+
+/// swanctl.conf of one end of a site-to-site (net-to-net) tunnel: connection `site` (child
+/// `net`) from `local` to `remote`, authenticated with [`TunnelParams::psk`]. The end with
+/// `initiate` brings the tunnel up as soon as the configuration is loaded.
+pub fn site_to_site(
+    params: &TunnelParams,
+    local: &SiteEnd,
+    remote: &SiteEnd,
+    initiate: bool,
+) -> Section {
+    let (local_auth, remote_auth) = auth_sections(params, &local.id, &remote.id);
+    let mut child = Section::new()
+        .set("local_ts", &local.ts)
+        .set("remote_ts", &remote.ts)
+        .set("esp_proposals", &params.esp_proposals);
+    if initiate {
+        child = child.set("start_action", "start");
+    }
+    Section::new()
+        .section(
+            "connections",
+            Section::new().section(
+                "site",
+                Section::new()
+                    .set("local_addrs", &local.addr)
+                    .set("remote_addrs", &remote.addr)
+                    .set("mobike", yes(params.mobike))
+                    .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
+                    .set("proposals", &params.proposals)
+                    .section("local", local_auth)
+                    .section("remote", remote_auth)
+                    .section("children", Section::new().section("net", child)),
+            ),
+        )
+        .section("secrets", psk_secrets(params, &local.id, &remote.id))
+}
+
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }

@@ -1,0 +1,675 @@
+//! The data plane against its anchors, per worker core, in one run on one lab.
+//!
+//! Three namespaces in a line: a traffic generator, the device under test (DUT) and a sink.
+//!
+//! ```text
+//!  generator ── bfg0 ═══ bfl0 ── DUT ── bfw0 ═══ bfs0 ── sink
+//!  10.250.1.2            10.250.1.1      10.250.2.1       10.250.2.2
+//! ```
+//!
+//! CPU 0 runs the generator and the sink; CPU 1 runs everything the DUT does. The DUT's
+//! receiving veth (`bfl0`) and the sink's (`bfs0`) use threaded NAPI, and their NAPI threads
+//! are pinned (the DUT's to CPU 1, the sink's to CPU 0), so the receive work of each side
+//! (XDP, the AF_XDP copy, the kernel's forwarding) is done on its own core and not in the
+//! sender's softirq; the sink's NAPI thread runs `SCHED_FIFO`, so the generator only gets
+//! what the sink leaves of CPU 0 and the sink is never the bottleneck. The DUT's CPU 1 time is read from `/proc/stat` over each window; a rate
+//! "per worker core" is the forwarded rate divided by that CPU's busy share.
+//!
+//! The generator sends one prebuilt frame as fast as one core can (AF_PACKET, `sendmmsg` of 64,
+//! qdisc bypass). The sink counts and drops what the DUT sends in an nft `ingress` chain.
+//! Rates are of generator frames (64 B and 1400 B, Ethernet header included, FCS not).
+//!
+//! The DUTs, one after another:
+//! - `kernel`: plain IPv4 forwarding by the kernel, no IPsec (the anchor);
+//! - `afxdp`: the AF_XDP I/O limit: the classifier steers the frames to an AF_XDP socket on
+//!   `bfl0`, and one thread on CPU 1 copies each into a TX frame of `bfw0`'s socket, rewrites
+//!   the MACs and sends it (the receive, copy and send a gateway worker does, without ESP);
+//! - `roamgate esp` / `roamgate esp-in-udp`: the `roamgate gateway` data plane with one
+//!   worker on CPU 1, a static AES-128-GCM-16 tunnel-mode SA, encapsulating toward the sink;
+//! - `strongswan`: strongSwan 5.9.8's charon with kernel-libipsec (every thread pinned to
+//!   CPU 1) in the DUT, the same proposal, tunnelling to a second charon in the sink
+//!   namespace; the sink drops the ESP before that charon sees it.
+//!
+//! Needs root, bpffs and strongSwan: `cargo bench -p roamgate-benches --bench dataplane`.
+//! `ROAMGATE_BENCH_RUNS` windows of 1 s per DUT and size (default 5); medians.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use roamgate_ebpf::abi::{EndpointRecord, SaRecord, SpiValue};
+use roamgate_ebpf::{AttachMode, Classifier};
+use roamgate_gateway::config::GatewayConfig;
+use roamgate_gateway::dataplane::Gateway;
+use roamgate_gateway::xsk::{Desc, XskConfig, XskSocket};
+use roamgate_lab::strongswan::{Charon, SiteEnd, TunnelParams, site_to_site};
+use roamgate_lab::topology::{load_nft, sysctl};
+use roamgate_lab::{Lab, Netns};
+
+const GEN_CPU: usize = 0;
+const DUT_CPU: usize = 1;
+const WINDOW: Duration = Duration::from_secs(1);
+const WARMUP: Duration = Duration::from_millis(500);
+const SIZES: [usize; 2] = [64, 1400];
+/// The SPI the `afxdp` frames carry (registered with the classifier).
+const SPI: u32 = 0x0a0b_0c0d;
+const KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+
+/// What one window measured.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    /// Frames per second the generator sent.
+    offered: f64,
+    /// Frames per second the sink received.
+    forwarded: f64,
+    /// The DUT core's busy share (0..1).
+    busy: f64,
+}
+
+impl Sample {
+    fn per_core(&self) -> f64 {
+        self.forwarded / self.busy.max(0.01)
+    }
+}
+
+struct Bench {
+    generator: Netns,
+    dut: Netns,
+    sink: Netns,
+    lab: Lab,
+    dut_lan_mac: [u8; 6],
+    dut_wan_mac: [u8; 6],
+    sink_mac: [u8; 6],
+    runs: usize,
+}
+
+fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
+    let text = ns.ip(&["link", "show", "dev", dev]).unwrap();
+    let hex = text
+        .split("link/ether ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap();
+    let mut mac = [0u8; 6];
+    for (m, h) in mac.iter_mut().zip(hex.split(':')) {
+        *m = u8::from_str_radix(h, 16).unwrap();
+    }
+    mac
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Pins thread or process `tid` (0: the calling thread) to `cpu`.
+fn pin(tid: i32, cpu: usize) {
+    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid cpu_set_t and cpu is below CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set is valid for the size given.
+    let rc = unsafe { libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(rc, 0, "pinning {tid}: {}", std::io::Error::last_os_error());
+}
+
+/// Pins every thread of process `pid` to `cpu`.
+fn pin_process(pid: u32, cpu: usize) {
+    for task in must(std::fs::read_dir(format!("/proc/{pid}/task"))).flatten() {
+        if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+            pin(tid, cpu);
+        }
+    }
+}
+
+/// Pins the threaded-NAPI kernel threads of device `dev` (named `napi/<dev>-<id>`) to `cpu`;
+/// fails if there are none (then the device's receive work would run in the sender's
+/// softirq, on the sender's core). With `first`, they also run before any ordinary thread
+/// of that core (`SCHED_FIFO`): the sink must not lose frames to the generator beside it.
+fn pin_napi(dev: &str, cpu: usize, first: bool) {
+    let prefix = format!("napi/{dev}-");
+    let mut found = 0;
+    for entry in must(std::fs::read_dir("/proc")).flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(&prefix) {
+            pin(pid, cpu);
+            if first {
+                let param = libc::sched_param { sched_priority: 50 };
+                // SAFETY: param is a valid sched_param for the call.
+                let rc = unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) };
+                assert_eq!(
+                    rc,
+                    0,
+                    "SCHED_FIFO for {comm}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            found += 1;
+        }
+    }
+    assert!(found > 0, "no threaded NAPI thread for {dev}");
+}
+
+/// (busy, total) jiffies of `cpu` from /proc/stat.
+fn cpu_time(cpu: usize) -> (u64, u64) {
+    let stat = must(std::fs::read_to_string("/proc/stat"));
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with(&format!("cpu{cpu} ")))
+        .unwrap();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6];
+    (busy, v.iter().sum())
+}
+
+/// An AF_PACKET socket bound to `ifindex`, sending only, past the qdisc.
+fn packet_socket(ifindex: u32) -> OwnedFd {
+    // SAFETY: no memory preconditions; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+    // SAFETY: raw is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_ll is plain old data.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: sll is a valid sockaddr_ll of the length given.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    let one: libc::c_int = 1;
+    // SAFETY: one is a valid c_int for the call.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    };
+    fd
+}
+
+/// An Ethernet + IPv4 frame of `frame_len` bytes from 10.250.1.2 to `dst`, carrying `proto`
+/// (`payload` in front of the filler: the UDP or ESP header).
+fn ipv4_frame(dst_mac: [u8; 6], dst: [u8; 4], proto: u8, payload: &[u8], len: usize) -> Vec<u8> {
+    let ip_len = len - 14;
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let mut iph = [0u8; 20];
+    iph[0] = 0x45;
+    iph[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    iph[8] = 64;
+    iph[9] = proto;
+    iph[12..16].copy_from_slice(&[10, 250, 1, 2]);
+    iph[16..20].copy_from_slice(&dst);
+    let sum = roamgate_gateway::wire::checksum(&iph);
+    iph[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&iph);
+    f.extend_from_slice(payload);
+    f.resize(len, 0x5a);
+    f
+}
+
+/// A UDP datagram (checksum 0: none, valid for IPv4) to the far network behind the sink.
+fn udp_frame(dst_mac: [u8; 6], len: usize) -> Vec<u8> {
+    let mut udp = [0u8; 8];
+    udp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&9u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&((len - 34) as u16).to_be_bytes());
+    ipv4_frame(dst_mac, [10, 250, 9, 2], 17, &udp, len)
+}
+
+/// An ESP-looking frame to the DUT's own address with [`SPI`], which the classifier steers to
+/// the AF_XDP socket.
+fn esp_frame(dst_mac: [u8; 6], len: usize) -> Vec<u8> {
+    let mut esp = [0u8; 8];
+    esp[0..4].copy_from_slice(&SPI.to_be_bytes());
+    esp[4..8].copy_from_slice(&1u32.to_be_bytes());
+    ipv4_frame(dst_mac, [10, 250, 1, 1], 50, &esp, len)
+}
+
+/// Sends `frame` in batches of 64 until `stop`, counting into `sent`.
+fn generate(fd: &OwnedFd, frame: &[u8], stop: &AtomicBool, sent: &AtomicU64) {
+    let mut iov = libc::iovec {
+        iov_base: frame.as_ptr() as *mut libc::c_void,
+        iov_len: frame.len(),
+    };
+    // SAFETY: mmsghdr is plain old data.
+    let mut msgs: [libc::mmsghdr; 64] = unsafe { std::mem::zeroed() };
+    for m in &mut msgs {
+        m.msg_hdr.msg_iov = &mut iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: msgs and the iovec they point to stay live for the call; the kernel only
+        // reads the frame.
+        let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), 64, 0) };
+        if n > 0 {
+            sent.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+const SINK_NFT: &str = r#"table netdev rgbench {
+    counter delivered { }
+    chain ingress {
+        type filter hook ingress device "bfs0" priority 0; policy accept;
+        ip daddr 10.250.9.0/24 counter name "delivered" drop
+        ip protocol esp counter name "delivered" drop
+        udp dport 4500 @th,64,32 != 0 counter name "delivered" drop
+    }
+}
+"#;
+
+/// Frames the sink has counted and dropped.
+fn sink_count(sink: &Netns) -> u64 {
+    let text = must(sink.exec_text(
+        "nft",
+        &["list", "counter", "netdev", "rgbench", "delivered"],
+    ));
+    text.split("packets ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packet count in {text}"))
+}
+
+impl Bench {
+    fn build(runs: usize) -> Bench {
+        must(roamgate_lab::require_root());
+        let lab = must(Lab::new("bench-dataplane"));
+        let generator = must(Netns::new("bfgen"));
+        let dut = must(Netns::new("bfdut"));
+        let sink = must(Netns::new("bfsink"));
+        must(roamgate_lab::veth(&generator, "bfg0", &dut, "bfl0"));
+        must(roamgate_lab::veth(&dut, "bfw0", &sink, "bfs0"));
+        for (ns, dev, addr) in [
+            (&generator, "bfg0", "10.250.1.2/24"),
+            (&dut, "bfl0", "10.250.1.1/24"),
+            (&dut, "bfw0", "10.250.2.1/24"),
+            (&sink, "bfs0", "10.250.2.2/24"),
+        ] {
+            must(ns.ip(&["addr", "add", addr, "dev", dev]));
+            must(ns.ip(&["link", "set", dev, "up"]));
+            // No TSO on the sender (or veth skips NAPI), GRO on the receiver (veth's NAPI).
+            must(ns.exec(
+                "ethtool",
+                &[
+                    "-K", dev, "tso", "off", "gso", "off", "gro", "on", "tx", "off",
+                ],
+            ));
+        }
+        for (ns, dev) in [(&dut, "bfl0"), (&sink, "bfs0")] {
+            must(ns.exec(
+                "sh",
+                &["-c", &format!("echo 1 > /sys/class/net/{dev}/threaded")],
+            ));
+        }
+        must(load_nft(&sink, SINK_NFT));
+        // strongSwan's peer routes its end of the tunnel from an address of its own inside
+        // the far network.
+        must(sink.ip(&["addr", "add", "10.250.9.1/32", "dev", "lo"]));
+        let sink_mac = mac_of(&sink, "bfs0");
+        // The next hops the DUTs need, resolved up front.
+        must(dut.ip(&[
+            "neigh",
+            "replace",
+            "10.250.2.2",
+            "lladdr",
+            &mac_text(sink_mac),
+            "dev",
+            "bfw0",
+            "nud",
+            "permanent",
+        ]));
+        Bench {
+            dut_lan_mac: mac_of(&dut, "bfl0"),
+            dut_wan_mac: mac_of(&dut, "bfw0"),
+            sink_mac,
+            generator,
+            dut,
+            sink,
+            lab,
+            runs,
+        }
+    }
+
+    /// Runs the generator with `frame` for a warm-up and then `self.runs` windows.
+    fn measure(&self, frame: &[u8]) -> Vec<Sample> {
+        pin_napi("bfl0", DUT_CPU, false);
+        pin_napi("bfs0", GEN_CPU, true);
+        let stop = AtomicBool::new(false);
+        let sent = AtomicU64::new(0);
+        let ifindex = must(self.generator.ifindex("bfg0"));
+        let mut samples = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                must(self.generator.enter(|| {
+                    pin(0, GEN_CPU);
+                    generate(&packet_socket(ifindex), frame, &stop, &sent);
+                }));
+            });
+            std::thread::sleep(WARMUP);
+            for _ in 0..self.runs {
+                let (s0, c0, b0, t0) = (
+                    sent.load(Ordering::Relaxed),
+                    sink_count(&self.sink),
+                    cpu_time(DUT_CPU),
+                    Instant::now(),
+                );
+                std::thread::sleep(WINDOW);
+                let (s1, c1, b1, secs) = (
+                    sent.load(Ordering::Relaxed),
+                    sink_count(&self.sink),
+                    cpu_time(DUT_CPU),
+                    t0.elapsed().as_secs_f64(),
+                );
+                samples.push(Sample {
+                    offered: (s1 - s0) as f64 / secs,
+                    forwarded: (c1 - c0) as f64 / secs,
+                    busy: (b1.0 - b0.0) as f64 / (b1.1 - b0.1).max(1) as f64,
+                });
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        // Let queues drain before the next DUT.
+        std::thread::sleep(Duration::from_millis(200));
+        samples
+    }
+
+    fn kernel(&self, len: usize) -> Vec<Sample> {
+        must(sysctl(&self.dut, "net.ipv4.ip_forward", "1"));
+        must(
+            self.dut
+                .ip(&["route", "add", "10.250.9.0/24", "via", "10.250.2.2"]),
+        );
+        let samples = self.measure(&udp_frame(self.dut_lan_mac, len));
+        must(
+            self.dut
+                .ip(&["route", "del", "10.250.9.0/24", "via", "10.250.2.2"]),
+        );
+        must(sysctl(&self.dut, "net.ipv4.ip_forward", "0"));
+        samples
+    }
+
+    fn afxdp(&self, len: usize) -> Vec<Sample> {
+        let pins = pin_dir("afxdp");
+        let mut classifier = must(Classifier::load(&pins));
+        let config = XskConfig::default();
+        let (mut lan, mut wan) = must(self.dut.enter(|| {
+            must(classifier.attach("bfl0", AttachMode::Driver));
+            (
+                must(XskSocket::open("bfl0", 0, &config)),
+                must(XskSocket::open("bfw0", 0, &config)),
+            )
+        }));
+        must(classifier.add_local_addr(std::net::Ipv4Addr::new(10, 250, 1, 1).into()));
+        must(classifier.insert_spi(SPI, SpiValue::new(1, 0)));
+        must(classifier.register_xsk(0, lan.as_raw_fd()));
+        let stop = AtomicBool::new(false);
+        let (sink_mac, wan_mac) = (self.sink_mac, self.dut_wan_mac);
+        let samples = std::thread::scope(|s| {
+            s.spawn(|| {
+                pin(0, DUT_CPU);
+                forward(&mut lan, &mut wan, sink_mac, wan_mac, &stop);
+            });
+            let samples = self.measure(&esp_frame(self.dut_lan_mac, len));
+            stop.store(true, Ordering::Relaxed);
+            samples
+        });
+        drop((lan, wan));
+        drop(classifier);
+        remove_pins(&pins);
+        samples
+    }
+
+    fn roamgate(&self, len: usize, udp_encap: bool) -> Vec<Sample> {
+        let pins = pin_dir(if udp_encap { "udp" } else { "esp" });
+        let text = format!(
+            r#"[gateway]
+pin_dir = "{pins}"
+queues = 1
+cpus = [{DUT_CPU}]
+tun = ""
+
+[[interface]]
+name = "bfw0"
+role = "wan"
+
+[[interface]]
+name = "bfl0"
+role = "lan"
+
+[[sa]]
+name = "bench"
+spi_in = 45057
+spi_out = 40961
+cipher = "aes128gcm16"
+key_in = "{KEY}"
+key_out = "{KEY}"
+local = "10.250.2.1"
+remote = "10.250.2.2"
+local_ts = ["10.250.1.0/24"]
+remote_ts = ["10.250.9.0/24"]
+udp_encap = {udp_encap}
+"#,
+            pins = pins.display()
+        );
+        let config = must(GatewayConfig::parse(Path::new("bench.toml"), &text));
+        let gateway = must(must(self.dut.enter(|| Gateway::start(&config))));
+        let samples = self.measure(&udp_frame(self.dut_lan_mac, len));
+        drop(gateway);
+        remove_pins(&pins);
+        samples
+    }
+
+    fn strongswan(&self, len: usize) -> Vec<Sample> {
+        must(sysctl(&self.dut, "net.ipv4.ip_forward", "1"));
+        let params = TunnelParams {
+            mobike: false,
+            dpd_delay: Duration::ZERO,
+            ..TunnelParams::default()
+        };
+        let dut_end = SiteEnd {
+            addr: "10.250.2.1".into(),
+            id: "dut.roamgate.test".into(),
+            ts: "10.250.1.0/24".into(),
+        };
+        let sink_end = SiteEnd {
+            addr: "10.250.2.2".into(),
+            id: "sink.roamgate.test".into(),
+            ts: "10.250.9.0/24".into(),
+        };
+        let peer = must(Charon::start(
+            &self.lab,
+            &self.sink,
+            "sink",
+            &site_to_site(&params, &sink_end, &dut_end, false),
+        ));
+        let charon = must(Charon::start(
+            &self.lab,
+            &self.dut,
+            "dut",
+            &site_to_site(&params, &dut_end, &sink_end, true),
+        ));
+        must(charon.wait_established("site", "net", Duration::from_secs(20)));
+        pin_process(peer.pid(), GEN_CPU);
+        pin_process(charon.pid(), DUT_CPU);
+        let samples = self.measure(&udp_frame(self.dut_lan_mac, len));
+        let sas = must(charon.list_sas());
+        assert!(
+            sas.iter().any(|sa| sa
+                .children
+                .iter()
+                .any(|c| c.algorithms.contains("AES_GCM_16-128"))),
+            "strongSwan's CHILD_SA is not AES-GCM-16-128: {sas:?}"
+        );
+        drop((charon, peer));
+        must(sysctl(&self.dut, "net.ipv4.ip_forward", "0"));
+        samples
+    }
+}
+
+/// The AF_XDP I/O limit: every frame received on `lan` is copied into a TX frame of `wan`,
+/// its MACs rewritten, and sent, until `stop`.
+fn forward(
+    lan: &mut XskSocket,
+    wan: &mut XskSocket,
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    stop: &AtomicBool,
+) {
+    let mut rx = [Desc::default(); 64];
+    let mut tx = Vec::with_capacity(64);
+    while !stop.load(Ordering::Relaxed) {
+        let n = lan.rx_batch(&mut rx);
+        for d in &rx[..n] {
+            let Some(addr) = wan.alloc() else {
+                break;
+            };
+            let out = Desc {
+                addr,
+                len: d.len,
+                options: 0,
+            };
+            if let (Some(src), Some(dst)) = (lan.frame(d), wan.frame_mut(&out)) {
+                dst.copy_from_slice(src);
+                dst[..6].copy_from_slice(&dst_mac);
+                dst[6..12].copy_from_slice(&src_mac);
+                tx.push(out);
+            } else {
+                wan.release(&[out]);
+            }
+        }
+        lan.release(&rx[..n]);
+        lan.refill();
+        let queued = wan.tx_batch(&tx);
+        wan.release(&tx[queued..]);
+        tx.clear();
+        wan.complete();
+    }
+}
+
+fn pin_dir(tag: &str) -> PathBuf {
+    PathBuf::from("/sys/fs/bpf/roamgate-test")
+        .join(format!("{}-bench-dataplane-{tag}", std::process::id()))
+}
+
+fn remove_pins(pins: &Path) {
+    let _ = roamgate_ebpf::remove_pins(pins);
+    if let Some(parent) = pins.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Medians of the samples' offered and forwarded rates, busy share and per-core rate.
+fn summary(samples: &[Sample]) -> (f64, f64, f64, f64) {
+    (
+        median(samples.iter().map(|s| s.offered).collect()),
+        median(samples.iter().map(|s| s.forwarded).collect()),
+        median(samples.iter().map(|s| s.busy).collect()),
+        median(samples.iter().map(Sample::per_core).collect()),
+    )
+}
+
+fn rate(len: usize, pps: f64) -> String {
+    if len == 64 {
+        format!("{:.3} Mpps", pps / 1e6)
+    } else {
+        format!("{:.2} Gbit/s", pps * len as f64 * 8.0 / 1e9)
+    }
+}
+
+fn main() {
+    let runs = std::env::var("ROAMGATE_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(5);
+    let bench = Bench::build(runs);
+    type Dut<'a> = (&'a str, Box<dyn Fn(usize) -> Vec<Sample> + 'a>);
+    let duts: Vec<Dut> = vec![
+        ("kernel forwarding (anchor)", Box::new(|l| bench.kernel(l))),
+        ("AF_XDP forwarding, no crypto", Box::new(|l| bench.afxdp(l))),
+        ("roamgate ESP", Box::new(|l| bench.roamgate(l, false))),
+        ("roamgate ESP-in-UDP", Box::new(|l| bench.roamgate(l, true))),
+        (
+            "strongSwan kernel-libipsec",
+            Box::new(|l| bench.strongswan(l)),
+        ),
+    ];
+    let mut per_core = vec![[0.0f64; 2]; duts.len()];
+    println!(
+        "One DUT core (CPU {DUT_CPU}); generator and sink on CPU {GEN_CPU}; median of {runs} × {WINDOW:?}"
+    );
+    println!("| DUT | frame | offered | forwarded | DUT core busy | per DUT core |");
+    println!("|---|---|---|---|---|---|");
+    for (d, (name, run)) in duts.iter().enumerate() {
+        for (i, len) in SIZES.into_iter().enumerate() {
+            let (offered, forwarded, busy, core) = summary(&run(len));
+            per_core[d][i] = core;
+            println!(
+                "| {name} | {len} B | {} | {} | {:.0} % | **{}** |",
+                rate(len, offered),
+                rate(len, forwarded),
+                busy * 100.0,
+                rate(len, core)
+            );
+        }
+    }
+    let [kernel, afxdp, esp, udp, swan] = [0, 1, 2, 3, 4].map(|i| per_core[i]);
+    println!();
+    println!("| per DUT core, ratio | 64 B | 1400 B |");
+    println!("|---|---|---|");
+    for (what, a, b) in [
+        ("roamgate ESP / strongSwan", esp, swan),
+        ("roamgate ESP-in-UDP / strongSwan", udp, swan),
+        ("roamgate ESP / AF_XDP no-crypto limit", esp, afxdp),
+        ("roamgate ESP-in-UDP / AF_XDP no-crypto limit", udp, afxdp),
+        ("AF_XDP no-crypto / kernel forwarding", afxdp, kernel),
+        ("roamgate ESP / kernel forwarding", esp, kernel),
+    ] {
+        println!(
+            "| {what} | {:.2}× | {:.2}× |",
+            a[0] / b[0].max(1.0),
+            a[1] / b[1].max(1.0)
+        );
+    }
+    println!();
+    println!(
+        "Data-plane memory per CHILD_SA: 2 slots × ({} B SA record + {} B endpoint + 8 B sequence) = {} B in the pinned maps",
+        size_of::<SaRecord>(),
+        size_of::<EndpointRecord>(),
+        2 * (size_of::<SaRecord>() + size_of::<EndpointRecord>() + 8)
+    );
+}
