@@ -29,7 +29,7 @@ use crate::engine::{ChildSaInstall, Mode, SaEvent, SaSink, SaSinkError};
 use crate::wire::payload::{AddressRange, TrafficSelector};
 
 /// The first SA slot the control process uses; the gateway's static SAs live below it.
-pub const FIRST_SLOT: u32 = 2048;
+pub const FIRST_SLOT: u32 = roamgate_ebpf::STATIC_SA_SLOTS;
 
 /// The two SA slots of one CHILD_SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

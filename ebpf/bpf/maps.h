@@ -79,7 +79,8 @@ struct {
 } prefixes_v6 SEC(".maps");
 
 /*
- * The SA table, the endpoint table, the persisted sequence numbers and the workers'
+ * The SA table, the endpoint table, the persisted sequence numbers, the SA table's change
+ * bitmap and the workers'
  * counters: mmapped by the gateway and the control process, never read by the program.
  * They live in this object so that one load makes and pins every map of an instance.
  */
@@ -109,6 +110,15 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sa_seq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RG_SA_DIRTY_WORDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sa_dirty SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -19,7 +19,7 @@
 #include <linux/types.h>
 
 /* Bumped on every incompatible change to a record, a constant or a map. */
-#define RG_ABI_VERSION 2
+#define RG_ABI_VERSION 3
 
 /* ---- Map sizes (max_entries). Pinned maps keep the size they were made with. ---- */
 
@@ -33,9 +33,11 @@
 #define RG_IFACES_MAX 64
 /* SA slots: the SA table, the endpoint table and the sequence-number table have one
  * entry per slot. */
-#define RG_SA_MAX 4096
-/* Protected prefixes per address family. */
-#define RG_PREFIXES_MAX 16384
+#define RG_SA_MAX 65536
+/* Words of the SA table's change bitmap (map sa_dirty): one bit per slot. */
+#define RG_SA_DIRTY_WORDS (RG_SA_MAX / 64)
+/* Protected prefixes per address family (an LPM trie allocates entries as they come). */
+#define RG_PREFIXES_MAX 131072
 /* Gateway worker counters: RG_WORKERS_MAX workers, RG_GW_CNT_STRIDE counters each. */
 #define RG_WORKERS_MAX 64
 #define RG_GW_CNT_STRIDE 64
@@ -219,6 +221,13 @@ struct rg_endpoint {
  * The gateway's persisted outbound sequence number of the SA in the slot: a restarted
  * gateway continues above it (plus a safe jump), so no (key, IV) pair is used twice.
  * SaTable::install sets it to 0. */
+
+/* ---- map sa_dirty (array, BPF_F_MMAPABLE): __u32 word -> __u64 ----
+ *
+ * The SA table's change bitmap: bit (slot % 64) of word (slot / 64) is set (atomic OR) by
+ * whoever wrote sa_table[slot], after the write. The gateway takes each non-zero word
+ * (atomic exchange with 0) and re-reads the slots whose bits were set, so it never scans
+ * the whole table. */
 
 /* ---- map gw_counters (array, BPF_F_MMAPABLE): __u32 -> __u64 ----
  *

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use aya::maps::MapType;
 
 /// Bumped on every incompatible change to a record, a constant or a map (`RG_ABI_VERSION`).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// `max_entries` of `local_addrs` (`RG_LOCAL_ADDRS_MAX`).
 pub const LOCAL_ADDRS_MAX: u32 = 1024;
@@ -26,9 +26,11 @@ pub const XSK_MAP_MAX: u32 = 1024;
 /// `max_entries` of `ifaces` (`RG_IFACES_MAX`).
 pub const IFACES_MAX: u32 = 64;
 /// SA slots: entries of `sa_table`, `endpoints` and `sa_seq` (`RG_SA_MAX`).
-pub const SA_MAX: u32 = 4096;
+pub const SA_MAX: u32 = 65536;
+/// Words of the SA table's change bitmap `sa_dirty`, one bit per slot (`RG_SA_DIRTY_WORDS`).
+pub const SA_DIRTY_WORDS: u32 = SA_MAX / 64;
 /// `max_entries` of `prefixes_v4` and of `prefixes_v6` (`RG_PREFIXES_MAX`).
-pub const PREFIXES_MAX: u32 = 16384;
+pub const PREFIXES_MAX: u32 = 131_072;
 /// Workers with counter slots in `gw_counters` (`RG_WORKERS_MAX`).
 pub const WORKERS_MAX: u32 = 64;
 /// Counter slots per worker in `gw_counters` (`RG_GW_CNT_STRIDE`).
@@ -624,6 +626,9 @@ pub mod maps {
     pub const ENDPOINTS: &str = "endpoints";
     /// `sa_seq`: mmappable array, `u32` SA slot → `u64` persisted outbound sequence number.
     pub const SA_SEQ: &str = "sa_seq";
+    /// `sa_dirty`: mmappable array, `u32` word → `u64` bits: the SA table's change bitmap
+    /// (bit `slot % 64` of word `slot / 64`).
+    pub const SA_DIRTY: &str = "sa_dirty";
     /// `gw_counters`: mmappable array of `u64`, worker `w`'s counter `c` at
     /// `w * GW_CNT_STRIDE + c`.
     pub const GW_COUNTERS: &str = "gw_counters";
@@ -647,7 +652,7 @@ pub struct MapSpec {
 }
 
 /// Every map of the classifier.
-pub const MAPS: [MapSpec; 11] = [
+pub const MAPS: [MapSpec; 12] = [
     MapSpec {
         name: maps::LOCAL_ADDRS,
         map_type: MapType::Hash,
@@ -727,6 +732,14 @@ pub const MAPS: [MapSpec; 11] = [
         key: ("__u32 sa_slot", 4),
         value: ("__u64 next outbound sequence number", 8),
         max_entries: SA_MAX,
+    },
+    MapSpec {
+        name: maps::SA_DIRTY,
+        map_type: MapType::Array,
+        kind: "array (mmapable)",
+        key: ("__u32 word", 4),
+        value: ("__u64 one bit per SA slot", 8),
+        max_entries: SA_DIRTY_WORDS,
     },
     MapSpec {
         name: maps::GW_COUNTERS,
@@ -840,13 +853,14 @@ pub fn layout() -> String {
             src_mac,
         }
     );
-    let consts: [(&str, u64); 30] = [
+    let consts: [(&str, u64); 31] = [
         ("RG_LOCAL_ADDRS_MAX", LOCAL_ADDRS_MAX.into()),
         ("RG_SPI_INDEX_MAX", SPI_INDEX_MAX.into()),
         ("RG_XSK_MAP_MAX", XSK_MAP_MAX.into()),
         ("RG_COUNTERS_MAX", COUNTERS_MAX.into()),
         ("RG_IFACES_MAX", IFACES_MAX.into()),
         ("RG_SA_MAX", SA_MAX.into()),
+        ("RG_SA_DIRTY_WORDS", SA_DIRTY_WORDS.into()),
         ("RG_PREFIXES_MAX", PREFIXES_MAX.into()),
         ("RG_WORKERS_MAX", WORKERS_MAX.into()),
         ("RG_GW_CNT_STRIDE", GW_CNT_STRIDE.into()),

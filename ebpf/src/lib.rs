@@ -23,6 +23,6 @@ pub use classifier::{AttachMode, Classifier, Iface, PROGRAM_NAME, XdpAction, rem
 pub use counters::Counters;
 pub use error::{EbpfError, Result};
 pub use tables::{
-    Cipher, Direction, Endpoint, EndpointTable, NextHop, Prefix, SaLimits, SaMode, SaSpec, SaTable,
-    WorkerCounters,
+    Cipher, Direction, Endpoint, EndpointTable, NextHop, Prefix, STATIC_SA_SLOTS, SaLimits, SaMode,
+    SaSpec, SaTable, WorkerCounters,
 };

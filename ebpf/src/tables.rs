@@ -540,11 +540,16 @@ impl SaSpec<'_> {
     }
 }
 
+/// SA slots `0..STATIC_SA_SLOTS` belong to the gateway's static SAs (two per `[[sa]]`); the
+/// control process installs negotiated CHILD_SAs above them, two slots each.
+pub const STATIC_SA_SLOTS: u32 = 2048;
+
 /// The SA table with the maps derived from it: the inbound SPI index and the protected
 /// prefixes. One writer ([`SaTable::install`], [`SaTable::remove`]); any number of readers.
 pub struct SaTable {
     records: MmapArray,
     seq: MmapArray,
+    dirty: MmapArray,
     writer: Option<Writer>,
     pin_dir: PathBuf,
 }
@@ -592,6 +597,7 @@ impl SaTable {
         Ok(SaTable {
             records: MmapArray::open(pin_dir, abi::maps::SA_TABLE, size_of::<SaRecord>())?,
             seq: MmapArray::open(pin_dir, abi::maps::SA_SEQ, 8)?,
+            dirty: MmapArray::open(pin_dir, abi::maps::SA_DIRTY, 8)?,
             writer: None,
             pin_dir: pin_dir.to_path_buf(),
         })
@@ -625,6 +631,7 @@ impl SaTable {
         }
         self.seq.cell(slot).store(0, Ordering::Release);
         let generation = seq_write(self.records.words(slot, size_of::<SaRecord>() / 4), &record);
+        self.mark_changed(slot);
         let w = self.writer()?;
         match spec.direction {
             Direction::Inbound => w
@@ -649,7 +656,34 @@ impl SaTable {
             self.records.words(slot, size_of::<SaRecord>() / 4),
             &SaRecord::default(),
         );
+        self.mark_changed(slot);
         Ok(())
+    }
+
+    /// Sets `slot`'s bit in the change bitmap `sa_dirty`, after its record was written.
+    fn mark_changed(&self, slot: u32) {
+        if self.dirty.check(slot / 64).is_ok() {
+            self.dirty
+                .cell(slot / 64)
+                .fetch_or(1 << (slot % 64), Ordering::AcqRel);
+        }
+    }
+
+    /// Takes the change bitmap: calls `f` once, in slot order, with every slot whose record
+    /// was written since the previous call (by any process), and clears those bits. A slot
+    /// written again while `f` runs is reported by the next call.
+    pub fn take_changed(&self, mut f: impl FnMut(u32)) {
+        for word in 0..self.dirty.entries {
+            let cell = self.dirty.cell(word);
+            if cell.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut bits = cell.swap(0, Ordering::AcqRel);
+            while bits != 0 {
+                f(word * 64 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
     }
 
     fn unlink(&mut self, slot: u32) -> Result<()> {

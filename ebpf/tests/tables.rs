@@ -156,6 +156,35 @@ fn an_installed_sa_is_reachable_and_a_removed_one_is_not() {
     assert_eq!(err, 0);
 }
 
+#[test]
+fn the_change_bitmap_names_each_written_slot_once() {
+    let (_classifier, dir) = support::classifier("dirty");
+    let mut writer = SaTable::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let other_writer = SaTable::open(dir.path()).unwrap();
+    let reader = SaTable::open_reader(dir.path()).unwrap();
+    let changed = || {
+        let mut slots = Vec::new();
+        reader.take_changed(|s| slots.push(s));
+        slots
+    };
+    assert_eq!(changed(), Vec::<u32>::new());
+    let ts = prefixes(&["10.102.0.0/24"]);
+    // Slots in several words, the last slot included, one written twice.
+    let last = abi::SA_MAX - 1;
+    for slot in [70, 3, last, 3, 64] {
+        writer.install(slot, &outbound(0x1000 + slot, &ts)).unwrap();
+    }
+    assert_eq!(changed(), vec![3, 64, 70, last]);
+    assert_eq!(changed(), Vec::<u32>::new(), "taken bits are cleared");
+    // Removals count, and so do writes of a second process's handle.
+    writer.remove(70).unwrap();
+    drop(writer);
+    let mut other_writer = other_writer;
+    other_writer.install(2048, &outbound(0x3000, &ts)).unwrap();
+    assert_eq!(changed(), vec![70, 2048]);
+    const { assert!(abi::SA_MAX >= 65536 && roamgate_ebpf::STATIC_SA_SLOTS < abi::SA_MAX) };
+}
+
 /// A classifier with lo as a LAN interface, an AF_XDP socket in its slot, and protected
 /// prefixes from an outbound SA.
 struct LanFixture {

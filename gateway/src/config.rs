@@ -346,8 +346,11 @@ impl GatewayConfig {
         for (i, r) in raw.sa.iter().enumerate() {
             sas.push(parse_sa(i, r, &err)?);
         }
-        if 2 * sas.len() as u32 > abi::SA_MAX {
-            return Err(err("sa", format!("at most {} static SAs", abi::SA_MAX / 2)));
+        if 2 * sas.len() as u32 > roamgate_ebpf::STATIC_SA_SLOTS {
+            return Err(err(
+                "sa",
+                format!("at most {} static SAs", roamgate_ebpf::STATIC_SA_SLOTS / 2),
+            ));
         }
         let mut spis = std::collections::HashSet::new();
         for (i, sa) in sas.iter().enumerate() {

@@ -11,28 +11,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use lab::*;
-use roamgate_ebpf::{Endpoint, EndpointTable};
 use roamgate_gateway::dataplane::Forward;
 use roamgate_lab::faults::SilentCut;
 use roamgate_lab::traffic::{self, ProbeConfig, ProbeStream};
 
 /// How many probes may be lost while the endpoint moves: those in flight on the old path.
 const IN_FLIGHT: u64 = 10;
-
-fn move_endpoint(pins: &std::path::Path, local: &str, remote: &str) -> u32 {
-    let mut table = EndpointTable::open(pins).unwrap_or_else(|e| panic!("{e}"));
-    table
-        .update(
-            OUT_SLOT,
-            &Endpoint {
-                local: local.parse().unwrap(),
-                remote: remote.parse().unwrap(),
-                udp: None,
-                next_hop: None,
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 #[test]
 fn rewriting_the_endpoint_moves_traffic_to_the_other_uplink_without_a_restart() {

@@ -1,7 +1,9 @@
 //! The workers' view of the SA table: ready-to-use SAs (keys expanded, replay windows and
-//! sequence counters shared by every worker), rebuilt by one sync thread whenever a slot's
-//! generation changes, and handed to the workers as an immutable snapshot they pick up at the
-//! start of a batch.
+//! sequence counters shared by every worker), rebuilt by one sync thread whenever slots
+//! change, and handed to the workers as an immutable snapshot they pick up at the start of a
+//! batch. The sync thread reads every slot once when it starts; after that it reads only the
+//! slots the SA table's change bitmap (`sa_dirty`) names, so its cost follows the changes,
+//! not the table's size.
 //!
 //! The sync thread also keeps the outbound sequence numbers safe across restarts: before an
 //! outbound SA sends, a block of [`SEQ_RESERVE`] sequence numbers above its counter is written
@@ -23,7 +25,7 @@ use crate::esp::{BeetAddrs, InboundSa, Lifetime, Mode, OutboundSa, OuterPolicy, 
 /// Sequence numbers reserved ahead of the outbound counter in the pinned `sa_seq` map.
 pub const SEQ_RESERVE: u64 = 1 << 22;
 
-/// How often the sync thread looks at the SA table's generations.
+/// How often the sync thread looks at the SA table's change bitmap.
 const SYNC_PERIOD: Duration = Duration::from_millis(5);
 
 /// An inbound SA with its traffic selectors.
@@ -69,19 +71,99 @@ pub struct SaSnapshot {
     pub inbound: HashMap<u32, Arc<InboundEntry>>,
     /// Outbound SAs by slot.
     pub outbound: HashMap<u32, Arc<OutboundEntry>>,
-    /// Protected prefixes → outbound slot, longest first.
-    prefixes: Vec<(Prefix, u32)>,
+    /// Protected prefixes → outbound slot.
+    prefixes: PrefixIndex,
 }
 
 impl SaSnapshot {
     /// The outbound SA for a LAN packet to `dst` (longest prefix match).
     pub fn outbound_for(&self, dst: IpAddr) -> Option<&Arc<OutboundEntry>> {
-        let slot = self
-            .prefixes
-            .iter()
-            .find(|(p, _)| p.contains(dst))
-            .map(|(_, s)| *s)?;
-        self.outbound.get(&slot)
+        self.outbound.get(&self.prefixes.lookup(dst)?)
+    }
+}
+
+/// Longest-prefix match of the outbound SAs' remote prefixes: one hash map per prefix
+/// length in use, longest first, so a lookup costs one hash probe per length in use
+/// whatever the number of SAs. Two SAs with the same prefix: the lower slot wins.
+#[derive(Debug, Default)]
+pub struct PrefixIndex {
+    v4: Vec<(u8, HashMap<u32, u32>)>,
+    v6: Vec<(u8, HashMap<u128, u32>)>,
+}
+
+/// `addr` with all but its first `len` bits cleared.
+fn mask<T>(addr: T, len: u8) -> T
+where
+    T: std::ops::Shl<u32, Output = T>
+        + std::ops::BitAnd<Output = T>
+        + std::ops::Not<Output = T>
+        + From<u8>
+        + Copy,
+{
+    let bits = (size_of::<T>() * 8) as u32;
+    let len = u32::from(len).min(bits);
+    if len == 0 {
+        return T::from(0);
+    }
+    addr & (!T::from(0) << (bits - len))
+}
+
+fn insert_len<K: std::hash::Hash + Eq>(
+    table: &mut Vec<(u8, HashMap<K, u32>)>,
+    len: u8,
+    key: K,
+    slot: u32,
+) {
+    let i = match table.iter().position(|(l, _)| *l == len) {
+        Some(i) => i,
+        None => {
+            let i = table.partition_point(|(l, _)| *l > len);
+            table.insert(i, (len, HashMap::new()));
+            i
+        }
+    };
+    table[i]
+        .1
+        .entry(key)
+        .and_modify(|s| *s = (*s).min(slot))
+        .or_insert(slot);
+}
+
+impl PrefixIndex {
+    /// Adds `prefix` → `slot`.
+    pub fn insert(&mut self, prefix: &Prefix, slot: u32) {
+        match prefix.addr() {
+            IpAddr::V4(a) => insert_len(
+                &mut self.v4,
+                prefix.len(),
+                mask(u32::from(a), prefix.len()),
+                slot,
+            ),
+            IpAddr::V6(a) => insert_len(
+                &mut self.v6,
+                prefix.len(),
+                mask(u128::from(a), prefix.len()),
+                slot,
+            ),
+        }
+    }
+
+    /// The slot of the longest prefix holding `dst`.
+    pub fn lookup(&self, dst: IpAddr) -> Option<u32> {
+        match dst {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4
+                    .iter()
+                    .find_map(|(len, m)| m.get(&mask(a, *len)).copied())
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6
+                    .iter()
+                    .find_map(|(len, m)| m.get(&mask(a, *len)).copied())
+            }
+        }
     }
 }
 
@@ -146,17 +228,23 @@ pub(crate) fn sync(table: &SaTable, registry: &Registry, stop: &AtomicBool) {
     let mut known = vec![0u32; slots as usize];
     let mut inbound: HashMap<u32, Arc<InboundEntry>> = HashMap::new();
     let mut outbound: HashMap<u32, Arc<OutboundEntry>> = HashMap::new();
+    // Every slot once (what is already there), then the changed ones. Bits set before the
+    // first scan are dropped: the scan sees those writes.
+    table.take_changed(|_| {});
+    let mut pending: Vec<u32> = (0..slots).collect();
     let mut first = true;
     while !stop.load(Ordering::Acquire) {
         let mut changed = first;
         first = false;
-        for slot in 0..slots {
+        let mut retry = Vec::new();
+        for slot in pending.drain(..) {
             let g = table.generation(slot);
             if g == known[slot as usize] {
                 continue;
             }
             let Some(record) = table.read(slot) else {
-                continue; // being written: next round
+                retry.push(slot); // being written: next round
+                continue;
             };
             known[slot as usize] = record.generation;
             changed = true;
@@ -237,11 +325,12 @@ pub(crate) fn sync(table: &SaTable, registry: &Registry, stop: &AtomicBool) {
             }
         }
         if changed {
-            let mut prefixes: Vec<(Prefix, u32)> = outbound
-                .values()
-                .flat_map(|e| e.remote_ts.iter().map(move |p| (*p, e.slot)))
-                .collect();
-            prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+            let mut prefixes = PrefixIndex::default();
+            for e in outbound.values() {
+                for p in &e.remote_ts {
+                    prefixes.insert(p, e.slot);
+                }
+            }
             registry.publish(SaSnapshot {
                 inbound: inbound.clone(),
                 outbound: outbound.clone(),
@@ -249,6 +338,8 @@ pub(crate) fn sync(table: &SaTable, registry: &Registry, stop: &AtomicBool) {
             });
         }
         std::thread::sleep(SYNC_PERIOD);
+        pending = retry;
+        table.take_changed(|slot| pending.push(slot));
     }
     // Leave the counters where a restart continues safely.
     for e in outbound.values() {
@@ -263,11 +354,9 @@ mod tests {
     #[test]
     fn the_longest_prefix_wins_and_selectors_match() {
         let p = |s: &str| s.parse::<Prefix>().unwrap();
-        let mut snap = SaSnapshot {
-            prefixes: vec![(p("10.1.2.0/24"), 3), (p("10.1.0.0/16"), 1)],
-            ..SaSnapshot::default()
-        };
-        snap.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        let mut snap = SaSnapshot::default();
+        snap.prefixes.insert(&p("10.1.0.0/16"), 1);
+        snap.prefixes.insert(&p("10.1.2.0/24"), 3);
         let key = [7u8; 20];
         let cfg = SaConfig {
             spi: 0x1000,
@@ -300,5 +389,52 @@ mod tests {
         assert!(snap.outbound_for("10.2.0.1".parse().unwrap()).is_none());
         assert!(selected(&[], "192.0.2.1".parse().unwrap()));
         assert!(!selected(&[p("10.0.0.0/8")], "192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_prefix_index_matches_a_linear_longest_prefix_search() {
+        let p = |s: &str| s.parse::<Prefix>().unwrap();
+        let list = [
+            (p("0.0.0.0/0"), 9),
+            (p("10.0.0.0/8"), 5),
+            (p("10.1.0.0/16"), 7),
+            (p("10.1.0.0/16"), 2),
+            (p("10.1.2.3/32"), 4),
+            (p("10.1.2.0/23"), 6),
+            (p("::/0"), 11),
+            (p("fd00::/8"), 12),
+            (p("fd00:1::/64"), 13),
+            (p("fd00:1::7/128"), 14),
+        ];
+        let mut index = PrefixIndex::default();
+        for (prefix, slot) in &list {
+            index.insert(prefix, *slot);
+        }
+        let linear = |dst: IpAddr| {
+            list.iter()
+                .filter(|(p, _)| p.contains(dst))
+                .max_by(|a, b| a.0.len().cmp(&b.0.len()).then(b.1.cmp(&a.1)))
+                .map(|(_, s)| *s)
+        };
+        for dst in [
+            "10.1.2.3",
+            "10.1.2.4",
+            "10.1.3.1",
+            "10.1.4.1",
+            "10.2.0.1",
+            "192.0.2.1",
+            "fd00:1::7",
+            "fd00:1::8",
+            "fd00:2::1",
+            "2001:db8::1",
+        ] {
+            let dst: IpAddr = dst.parse().unwrap();
+            assert_eq!(index.lookup(dst), linear(dst), "{dst}");
+        }
+        assert_eq!(index.lookup("10.1.9.9".parse().unwrap()), Some(2));
+        assert_eq!(
+            PrefixIndex::default().lookup("10.0.0.1".parse().unwrap()),
+            None
+        );
     }
 }

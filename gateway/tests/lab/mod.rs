@@ -154,8 +154,14 @@ pub fn start_with(ns: &Netns, text: &str) -> Gateway {
 
 /// The site-to-site topology, ready for AF_XDP on veth.
 pub fn topology() -> SiteToSite {
+    topology_with_queues(1)
+}
+
+/// The site-to-site topology with `queues` TX/RX queues on every veth, ready for AF_XDP.
+pub fn topology_with_queues(queues: u16) -> SiteToSite {
     require_root();
-    let lab = SiteToSite::build(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let lab =
+        SiteToSite::build_with_queues(Options::default(), queues).unwrap_or_else(|e| panic!("{e}"));
     // veth hands AF_XDP (copy mode) packets whose TCP/UDP checksum the sender left to the
     // "hardware" (CHECKSUM_PARTIAL); a real NIC's receive path never does. Make the LAN hosts
     // compute their checksums, as hosts behind a real NIC do.
@@ -189,6 +195,11 @@ pub fn drops(pin_dir: &Path, reason: DropReason) -> u64 {
 /// A forwarding counter summed over workers.
 pub fn forwarded(pin_dir: &Path, f: Forward) -> u64 {
     WorkerCounters::open(pin_dir).unwrap().total(f.slot())
+}
+
+/// A counter of one worker (`slot`: a [`DropReason`] or a [`Forward::slot`]).
+pub fn worker_counter(pin_dir: &Path, worker: u32, slot: u32) -> u64 {
+    WorkerCounters::open(pin_dir).unwrap().load(worker, slot)
 }
 
 /// Every non-zero worker counter, for messages.
@@ -302,4 +313,131 @@ pub fn ipv4_frame(
     f.extend_from_slice(&ip);
     f.extend_from_slice(payload);
     f
+}
+
+/// An AF_PACKET socket bound to one interface that records every frame sent or received
+/// there, on a thread of its own, until [`PacketTap::stop`].
+pub struct PacketTap {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<Vec<u8>>>>,
+}
+
+impl PacketTap {
+    /// Starts recording on `dev` inside `ns`.
+    pub fn start(ns: &Netns, dev: &str) -> PacketTap {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let ifindex = ns.ifindex(dev).unwrap_or_else(|e| panic!("{e}"));
+        let proto = (libc::ETH_P_ALL as u16).to_be();
+        let raw = ns
+            .enter(|| {
+                // SAFETY: no memory preconditions; the result is checked.
+                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) }
+            })
+            .unwrap();
+        assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+        // SAFETY: raw is a fresh descriptor nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        let set = |opt: i32, value: &[u8]| {
+            // SAFETY: value is valid for its length for the call.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    value.as_ptr().cast(),
+                    value.len() as u32,
+                )
+            };
+            assert!(
+                rc == 0,
+                "setsockopt {opt}: {}",
+                std::io::Error::last_os_error()
+            );
+        };
+        // Room for every frame of a test's stream, so the record is complete.
+        set(libc::SO_RCVBUFFORCE, &(64i32 << 20).to_ne_bytes());
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 50_000,
+        };
+        // SAFETY: timeval is plain old data; viewed as bytes for the call only.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&timeout as *const libc::timeval).cast::<u8>(),
+                size_of::<libc::timeval>(),
+            )
+        };
+        set(libc::SO_RCVTIMEO, bytes);
+        // SAFETY: sockaddr_ll is plain old data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: sll is a valid sockaddr_ll of the size given.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert!(
+            rc == 0,
+            "binding to {dev}: {}",
+            std::io::Error::last_os_error()
+        );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut frames = Vec::new();
+                let mut buf = vec![0u8; 65_536];
+                loop {
+                    // SAFETY: buf is valid for writes of its length.
+                    let n = unsafe {
+                        libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+                    };
+                    if n > 0 {
+                        frames.push(buf[..n as usize].to_vec());
+                    } else if stop.load(std::sync::atomic::Ordering::Acquire) {
+                        // Nothing queued any more (the timeout expired): the record is whole.
+                        return frames;
+                    }
+                }
+            })
+        };
+        PacketTap {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops recording and returns the frames, Ethernet header included, in arrival order.
+    pub fn stop(mut self) -> Vec<Vec<u8>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for PacketTap {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Rewrites the endpoint of the outbound SA of the first `[[sa]]` in the pinned endpoint
+/// table, as a MOBIKE UPDATE_SA_ADDRESSES would; returns the endpoint's new generation.
+pub fn move_endpoint(pins: &Path, local: &str, remote: &str) -> u32 {
+    let mut table = roamgate_ebpf::EndpointTable::open(pins).unwrap_or_else(|e| panic!("{e}"));
+    table
+        .update(
+            OUT_SLOT,
+            &roamgate_ebpf::Endpoint {
+                local: local.parse().unwrap(),
+                remote: remote.parse().unwrap(),
+                udp: None,
+                next_hop: None,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
 }

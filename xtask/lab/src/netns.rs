@@ -222,18 +222,28 @@ pub fn clean_stale(all: bool) -> Vec<String> {
 
 /// Creates a veth pair with one end in each namespace (`a_if` in `a`, `b_if` in `b`), both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
-    a.ip(&[
-        "link",
-        "add",
-        a_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "netns",
-        b.name(),
-    ])?;
+    veth_with_queues(a, a_if, b, b_if, 1)
+}
+
+/// Like [`veth`], with `queues` TX and RX queues on each end (1 or less: the kernel's default).
+///
+/// A frame sent on TX queue `q` of one end arrives on RX queue `q` of the other: for an
+/// AF_XDP socket in copy mode that is the socket's queue, for a host's own socket the queue
+/// the kernel picks by flow hash.
+pub fn veth_with_queues(a: &Netns, a_if: &str, b: &Netns, b_if: &str, queues: u16) -> Result<()> {
+    let n = queues.to_string();
+    // One queue: the kernel's defaults, exactly as before queues could be chosen.
+    let counts: &[&str] = if queues > 1 {
+        &["numtxqueues", &n, "numrxqueues", &n]
+    } else {
+        &[]
+    };
+    let mut args = vec!["link", "add", a_if];
+    args.extend_from_slice(counts);
+    args.extend_from_slice(&["type", "veth", "peer", "name", b_if]);
+    args.extend_from_slice(counts);
+    args.extend_from_slice(&["netns", b.name()]);
+    a.ip(&args)?;
     a.ip(&["link", "set", a_if, "up"])?;
     b.ip(&["link", "set", b_if, "up"])?;
     Ok(())

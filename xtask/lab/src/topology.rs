@@ -16,7 +16,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{LabError, Result};
-use crate::netns::{Netns, veth};
+use crate::netns::{Netns, veth, veth_with_queues};
 
 /// The virtual-IP pool a road warrior's gateway hands out (IPv4).
 pub const RW_POOL: &str = "10.200.0.0/24";
@@ -125,10 +125,12 @@ struct FabricNs {
     kind: Fabric,
     /// Bridges: one per ISP. Router: one.
     nodes: Vec<Netns>,
+    /// TX and RX queues of every veth plugged into the fabric.
+    queues: u16,
 }
 
 impl FabricNs {
-    fn new(kind: Fabric, isps: usize) -> Result<FabricNs> {
+    fn new(kind: Fabric, isps: usize, queues: u16) -> Result<FabricNs> {
         let mut nodes = Vec::new();
         match kind {
             Fabric::Bridges => {
@@ -145,7 +147,11 @@ impl FabricNs {
                 nodes.push(ns);
             }
         }
-        Ok(FabricNs { kind, nodes })
+        Ok(FabricNs {
+            kind,
+            nodes,
+            queues,
+        })
     }
 
     /// Plugs interface `ifname` of `ns` (host number `h`) into ISP `isp` (1-based), and returns
@@ -155,7 +161,7 @@ impl FabricNs {
             Fabric::Bridges => {
                 let br = &self.nodes[usize::from(isp) - 1];
                 let port = format!("h{h}");
-                veth(ns, ifname, br, &port)?;
+                veth_with_queues(ns, ifname, br, &port, self.queues)?;
                 br.ip(&["link", "set", &port, "master", "br0"])?;
                 let v4 = Ipv4Addr::new(198, 18, isp, h);
                 let v6 = Ipv6Addr::new(0xfd00, 0x18, u16::from(isp), 0, 0, 0, 0, u16::from(h));
@@ -180,7 +186,7 @@ impl FabricNs {
                 let r = &self.nodes[0];
                 let net = h * 16 + isp;
                 let port = format!("h{h}i{isp}");
-                veth(ns, ifname, r, &port)?;
+                veth_with_queues(ns, ifname, r, &port, self.queues)?;
                 let rv4 = Ipv4Addr::new(198, 18, net, 1);
                 let rv6 = Ipv6Addr::new(0xfd00, 0x18, u16::from(net), 0, 0, 0, 0, 1);
                 add_addr(r, &port, IpAddr::V4(rv4), 24)?;
@@ -284,7 +290,7 @@ fn gateway_with_lan(fabric: &FabricNs, role: &str, h: u8) -> Result<(Host, Host)
     ];
     multihome(&ns, &uplinks)?;
     let lan_ns = Netns::new(&format!("lan{h}"))?;
-    veth(&ns, "lan", &lan_ns, "eth0")?;
+    veth_with_queues(&ns, "lan", &lan_ns, "eth0", fabric.queues)?;
     let net = 100 + h;
     let gv4 = Ipv4Addr::new(10, net, 0, 1);
     let gv6 = Ipv6Addr::new(0xfd00, u16::from(net), 0, 0, 0, 0, 0, 1);
@@ -335,7 +341,7 @@ pub struct RoadWarrior {
 impl RoadWarrior {
     /// Builds the topology.
     pub fn build(options: Options) -> Result<RoadWarrior> {
-        let fabric = FabricNs::new(options.fabric, 2)?;
+        let fabric = FabricNs::new(options.fabric, 2, 1)?;
         let (gw, lan) = gateway_with_lan(&fabric, "gw", 1)?;
         let rw_ns = Netns::new("rw")?;
         let mut uplinks = Vec::new();
@@ -428,12 +434,21 @@ pub struct SiteToSite {
 impl SiteToSite {
     /// Builds the topology (`options.nat` is not supported here).
     pub fn build(options: Options) -> Result<SiteToSite> {
+        SiteToSite::build_with_queues(options, 1)
+    }
+
+    /// Like [`SiteToSite::build`], with `queues` TX and RX queues on every veth (WAN links,
+    /// fabric ports, LAN links), so that a data plane runs one worker per queue. A frame sent
+    /// on queue `q` of a veth arrives on queue `q` of its peer; a bridge or the router picks
+    /// the queue towards the next host afresh (XPS, else flow hash: for ESP the addresses and
+    /// the SPI, so one SA keeps to one queue unless XPS is set on the fabric port).
+    pub fn build_with_queues(options: Options, queues: u16) -> Result<SiteToSite> {
         if options.nat {
             return Err(LabError::Usage(
                 "a NAT is placed on a road warrior's uplink only".into(),
             ));
         }
-        let fabric = FabricNs::new(options.fabric, 2)?;
+        let fabric = FabricNs::new(options.fabric, 2, queues.max(1))?;
         let (gwa, lana) = gateway_with_lan(&fabric, "gwa", 1)?;
         let (gwb, lanb) = gateway_with_lan(&fabric, "gwb", 2)?;
         Ok(SiteToSite {
