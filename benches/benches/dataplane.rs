@@ -31,7 +31,10 @@
 //!   sequence number, and the sink receives the decapsulated frames (the sizes are theirs);
 //! - `strongswan`: strongSwan 5.9.8's charon with kernel-libipsec (every thread pinned to
 //!   CPU 1) in the DUT, the same proposal, tunnelling to a second charon in the sink
-//!   namespace; the sink drops the ESP before that charon sees it.
+//!   namespace; the sink drops the ESP before that charon sees it. Overloaded, it forwards
+//!   less than it can (receive livelock: the kernel's forwarding into the TUN device takes the
+//!   core from charon), so its row is the best of the generator at full speed and at 25k, 50k,
+//!   100k and 200k frames/s.
 //!
 //! Needs root, bpffs and strongSwan: `cargo bench -p roamgate-benches --bench dataplane`.
 //! `ROAMGATE_BENCH_RUNS` windows of 1 s per DUT and size (default 5); medians.
@@ -60,6 +63,8 @@ const SIZES: [usize; 2] = [64, 1400];
 /// The SPI the `afxdp` frames carry (registered with the classifier).
 const SPI: u32 = 0x0a0b_0c0d;
 const KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+/// Offered rates (frames per second) strongSwan is measured at, besides full speed.
+const STRONGSWAN_SWEEP: [f64; 4] = [25e3, 50e3, 100e3, 200e3];
 /// The inbound SPI of the decapsulating gateway.
 const SPI_IN: u32 = 45057;
 
@@ -305,8 +310,15 @@ impl EspSource {
     }
 }
 
-/// Sends frames from `source` in batches of 64 until `stop`, counting into `sent`.
-fn generate(fd: &OwnedFd, source: &mut Source, stop: &AtomicBool, sent: &AtomicU64) {
+/// Sends frames from `source` in batches of 64 until `stop`, counting into `sent`; with
+/// `pps`, no faster than that many frames per second.
+fn generate(
+    fd: &OwnedFd,
+    source: &mut Source,
+    pps: Option<f64>,
+    stop: &AtomicBool,
+    sent: &AtomicU64,
+) {
     // SAFETY: iovec is plain old data.
     let mut iovs: [libc::iovec; 64] = unsafe { std::mem::zeroed() };
     let mut spans = [(0usize, 0usize); 64];
@@ -318,7 +330,17 @@ fn generate(fd: &OwnedFd, source: &mut Source, stop: &AtomicBool, sent: &AtomicU
     }
     // SAFETY: mmsghdr is plain old data.
     let mut msgs: [libc::mmsghdr; 64] = unsafe { std::mem::zeroed() };
+    let start = Instant::now();
+    let mut batches = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        if let Some(pps) = pps {
+            let due = Duration::from_secs_f64((batches * 64) as f64 / pps);
+            if start.elapsed() < due {
+                std::hint::spin_loop();
+                continue;
+            }
+        }
+        batches += 1;
         if let Source::Esp(esp) = source {
             esp.fill(&mut spans);
             for ((iov, buf), (at, len)) in iovs.iter_mut().zip(&mut esp.bufs).zip(spans) {
@@ -423,8 +445,9 @@ impl Bench {
         }
     }
 
-    /// Runs the generator with `source` for a warm-up and then `self.runs` windows.
-    fn measure(&self, mut source: Source) -> Vec<Sample> {
+    /// Runs the generator with `source` (at most `pps` frames per second) for a warm-up and
+    /// then `self.runs` windows.
+    fn measure_at(&self, mut source: Source, pps: Option<f64>) -> Vec<Sample> {
         pin_napi("bfl0", DUT_CPU, false);
         pin_napi("bfs0", GEN_CPU, true);
         let stop = AtomicBool::new(false);
@@ -435,7 +458,7 @@ impl Bench {
             s.spawn(|| {
                 must(self.generator.enter(|| {
                     pin(0, GEN_CPU);
-                    generate(&packet_socket(ifindex), &mut source, &stop, &sent);
+                    generate(&packet_socket(ifindex), &mut source, pps, &stop, &sent);
                 }));
             });
             std::thread::sleep(WARMUP);
@@ -464,6 +487,11 @@ impl Bench {
         // Let queues drain before the next DUT.
         std::thread::sleep(Duration::from_millis(200));
         samples
+    }
+
+    /// [`Bench::measure_at`] with the generator at full speed.
+    fn measure(&self, source: Source) -> Vec<Sample> {
+        self.measure_at(source, None)
     }
 
     fn kernel(&self, len: usize) -> Vec<Sample> {
@@ -674,7 +702,18 @@ remote_ts = ["10.250.8.0/24"]
         must(charon.wait_established("site", "net", Duration::from_secs(20)));
         pin_process(peer.pid(), GEN_CPU);
         pin_process(charon.pid(), DUT_CPU);
-        let samples = self.measure(Source::Fixed(udp_frame(self.dut_lan_mac, len, false)));
+        // Overloaded, kernel-libipsec forwards less than it can (the kernel's forwarding into
+        // the TUN device, and its drops there, take the core from charon): its figure is the
+        // best of a sweep of offered rates.
+        let frame = udp_frame(self.dut_lan_mac, len, false);
+        let forwarded = |v: &Vec<Sample>| median(v.iter().map(|s| s.forwarded).collect());
+        let samples = STRONGSWAN_SWEEP
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .map(|pps| self.measure_at(Source::Fixed(frame.clone()), pps))
+            .max_by(|a, b| forwarded(a).total_cmp(&forwarded(b)))
+            .unwrap();
         let sas = must(charon.list_sas());
         assert!(
             sas.iter().any(|sa| sa
