@@ -39,7 +39,7 @@
 //! Needs root, bpffs and strongSwan: `cargo bench -p roamgate-benches --bench dataplane`.
 //! `ROAMGATE_BENCH_RUNS` windows of 1 s per DUT and size (default 5); medians.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -51,6 +51,7 @@ use roamgate_gateway::config::GatewayConfig;
 use roamgate_gateway::dataplane::{Forward, Gateway};
 use roamgate_gateway::esp::{HEADROOM, Lifetime, Mode, OutboundSa, OuterPolicy, SaConfig, SaPath};
 use roamgate_gateway::xsk::{Desc, XskConfig, XskSocket};
+use roamgate_lab::packet::{self, PacketSocket, SEND_ONLY};
 use roamgate_lab::strongswan::{Charon, SiteEnd, TunnelParams, site_to_site};
 use roamgate_lab::topology::{load_nft, sysctl};
 use roamgate_lab::{Lab, Netns};
@@ -190,67 +191,18 @@ fn cpu_time(cpu: usize) -> (u64, u64) {
     (busy, v.iter().sum())
 }
 
-/// An AF_PACKET socket bound to `ifindex`, sending only, past the qdisc.
-fn packet_socket(ifindex: u32) -> OwnedFd {
-    // SAFETY: no memory preconditions; the result is checked.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-    assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-    // SAFETY: raw is a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: sll is a valid sockaddr_ll of the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    let one: libc::c_int = 1;
-    // SAFETY: one is a valid c_int for the call.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_QDISC_BYPASS,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as u32,
-        )
-    };
-    fd
-}
-
 /// An Ethernet + IPv4 frame of `len` bytes from `src` to `dst`, carrying `proto`
 /// (`payload` in front of the filler: the UDP or ESP header).
 fn ipv4_frame(
     dst_mac: [u8; 6],
-    (src, dst): ([u8; 4], [u8; 4]),
+    addrs: ([u8; 4], [u8; 4]),
     proto: u8,
     payload: &[u8],
     len: usize,
 ) -> Vec<u8> {
-    let ip_len = len - 14;
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst_mac);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let mut iph = [0u8; 20];
-    iph[0] = 0x45;
-    iph[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-    iph[8] = 64;
-    iph[9] = proto;
-    iph[12..16].copy_from_slice(&src);
-    iph[16..20].copy_from_slice(&dst);
-    let sum = roamgate_gateway::wire::checksum(&iph);
-    iph[10..12].copy_from_slice(&sum.to_be_bytes());
-    f.extend_from_slice(&iph);
-    f.extend_from_slice(payload);
-    f.resize(len, 0x5a);
-    f
+    let mut body = payload.to_vec();
+    body.resize(len - 34, 0x5a);
+    packet::ipv4_frame((dst_mac, [0x02, 0, 0, 0, 0, 0x01]), addrs, proto, &body)
 }
 
 /// A UDP datagram (checksum 0: none, valid for IPv4) from the generator (or, with `far`, from
@@ -313,23 +265,13 @@ impl EspSource {
 /// Sends frames from `source` in batches of 64 until `stop`, counting into `sent`; with
 /// `pps`, no faster than that many frames per second.
 fn generate(
-    fd: &OwnedFd,
+    socket: &PacketSocket,
     source: &mut Source,
     pps: Option<f64>,
     stop: &AtomicBool,
     sent: &AtomicU64,
 ) {
-    // SAFETY: iovec is plain old data.
-    let mut iovs: [libc::iovec; 64] = unsafe { std::mem::zeroed() };
     let mut spans = [(0usize, 0usize); 64];
-    if let Source::Fixed(frame) = source {
-        for iov in &mut iovs {
-            iov.iov_base = frame.as_mut_ptr().cast();
-            iov.iov_len = frame.len();
-        }
-    }
-    // SAFETY: mmsghdr is plain old data.
-    let mut msgs: [libc::mmsghdr; 64] = unsafe { std::mem::zeroed() };
     let start = Instant::now();
     let mut batches = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -341,23 +283,18 @@ fn generate(
             }
         }
         batches += 1;
-        if let Source::Esp(esp) = source {
-            esp.fill(&mut spans);
-            for ((iov, buf), (at, len)) in iovs.iter_mut().zip(&mut esp.bufs).zip(spans) {
-                iov.iov_base = buf[at..].as_mut_ptr().cast();
-                iov.iov_len = len;
+        let n = match source {
+            Source::Fixed(frame) => socket.send_many(&[frame.as_slice(); 64]),
+            Source::Esp(esp) => {
+                esp.fill(&mut spans);
+                let mut frames = [&[][..]; 64];
+                for ((f, buf), (at, len)) in frames.iter_mut().zip(&esp.bufs).zip(spans) {
+                    *f = &buf[at..at + len];
+                }
+                socket.send_many(&frames)
             }
-        }
-        for (m, iov) in msgs.iter_mut().zip(&mut iovs) {
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-        }
-        // SAFETY: msgs and the iovecs and buffers they point to stay live and unchanged for
-        // the call; the kernel only reads the frames.
-        let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), 64, 0) };
-        if n > 0 {
-            sent.fetch_add(n as u64, Ordering::Relaxed);
-        }
+        };
+        sent.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -452,14 +389,13 @@ impl Bench {
         pin_napi("bfs0", GEN_CPU, true);
         let stop = AtomicBool::new(false);
         let sent = AtomicU64::new(0);
-        let ifindex = must(self.generator.ifindex("bfg0"));
+        let socket = must(PacketSocket::open(&self.generator, "bfg0", SEND_ONLY));
+        must(socket.bypass_qdisc());
         let mut samples = Vec::new();
         std::thread::scope(|s| {
             s.spawn(|| {
-                must(self.generator.enter(|| {
-                    pin(0, GEN_CPU);
-                    generate(&packet_socket(ifindex), &mut source, pps, &stop, &sent);
-                }));
+                pin(0, GEN_CPU);
+                generate(&socket, &mut source, pps, &stop, &sent);
             });
             std::thread::sleep(WARMUP);
             for _ in 0..self.runs {
@@ -542,37 +478,13 @@ impl Bench {
 
     fn roamgate(&self, len: usize, udp_encap: bool) -> Vec<Sample> {
         let pins = pin_dir(if udp_encap { "udp" } else { "esp" });
-        let text = format!(
-            r#"[gateway]
-pin_dir = "{pins}"
-queues = 1
-cpus = [{DUT_CPU}]
-tun = ""
-
-[[interface]]
-name = "bfw0"
-role = "wan"
-
-[[interface]]
-name = "bfl0"
-role = "lan"
-
-[[sa]]
-name = "bench"
-spi_in = {SPI_IN}
-spi_out = 40961
-cipher = "aes128gcm16"
-key_in = "{KEY}"
-key_out = "{KEY}"
-local = "10.250.2.1"
-remote = "10.250.2.2"
-local_ts = ["10.250.1.0/24"]
-remote_ts = ["10.250.9.0/24"]
-udp_encap = {udp_encap}
-"#,
-            pins = pins.display()
+        let config = gateway_config(
+            &pins,
+            ("bfw0", "bfl0"),
+            ("10.250.2.1", "10.250.2.2"),
+            ("10.250.1.0/24", "10.250.9.0/24"),
+            udp_encap,
         );
-        let config = must(GatewayConfig::parse(Path::new("bench.toml"), &text));
         let gateway = must(must(self.dut.enter(|| Gateway::start(&config))));
         let samples = self.measure(Source::Fixed(udp_frame(self.dut_lan_mac, len, false)));
         drop(gateway);
@@ -585,40 +497,17 @@ udp_encap = {udp_encap}
     /// the decapsulated frame's length.
     fn roamgate_decap(&self, len: usize) -> Vec<Sample> {
         let pins = pin_dir("decap");
-        let text = format!(
-            r#"[gateway]
-pin_dir = "{pins}"
-queues = 1
-cpus = [{DUT_CPU}]
-tun = ""
-
-[[interface]]
-name = "bfl0"
-role = "wan"
-
-[[interface]]
-name = "bfw0"
-role = "lan"
-
-[[sa]]
-name = "bench"
-spi_in = {SPI_IN}
-spi_out = 40961
-cipher = "aes128gcm16"
-key_in = "{KEY}"
-key_out = "{KEY}"
-local = "10.250.1.1"
-remote = "10.250.1.2"
-local_ts = ["10.250.9.0/24"]
-remote_ts = ["10.250.8.0/24"]
-"#,
-            pins = pins.display()
-        );
         must(
             self.dut
                 .ip(&["route", "add", "10.250.9.0/24", "via", "10.250.2.2"]),
         );
-        let config = must(GatewayConfig::parse(Path::new("bench.toml"), &text));
+        let config = gateway_config(
+            &pins,
+            ("bfl0", "bfw0"),
+            ("10.250.1.1", "10.250.1.2"),
+            ("10.250.9.0/24", "10.250.8.0/24"),
+            false,
+        );
         let gateway = must(must(self.dut.enter(|| Gateway::start(&config))));
         let keymat: Vec<u8> = (0..KEY.len() / 2)
             .map(|i| u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap())
@@ -726,6 +615,49 @@ remote_ts = ["10.250.8.0/24"]
         must(sysctl(&self.dut, "net.ipv4.ip_forward", "0"));
         samples
     }
+}
+
+/// The configuration of a gateway with one worker on the DUT core, WAN and LAN interfaces
+/// `wan` and `lan`, and one static AES-128-GCM-16 SA from `local` to `remote` protecting
+/// `local_ts` ↔ `remote_ts` (inbound SPI [`SPI_IN`]).
+fn gateway_config(
+    pins: &Path,
+    (wan, lan): (&str, &str),
+    (local, remote): (&str, &str),
+    (local_ts, remote_ts): (&str, &str),
+    udp_encap: bool,
+) -> GatewayConfig {
+    let text = format!(
+        r#"[gateway]
+pin_dir = "{pins}"
+queues = 1
+cpus = [{DUT_CPU}]
+tun = ""
+
+[[interface]]
+name = "{wan}"
+role = "wan"
+
+[[interface]]
+name = "{lan}"
+role = "lan"
+
+[[sa]]
+name = "bench"
+spi_in = {SPI_IN}
+spi_out = 40961
+cipher = "aes128gcm16"
+key_in = "{KEY}"
+key_out = "{KEY}"
+local = "{local}"
+remote = "{remote}"
+local_ts = ["{local_ts}"]
+remote_ts = ["{remote_ts}"]
+udp_encap = {udp_encap}
+"#,
+        pins = pins.display()
+    );
+    must(GatewayConfig::parse(Path::new("bench.toml"), &text))
 }
 
 /// The AF_XDP I/O limit: every frame received on `lan` is copied into a TX frame of `wan`,

@@ -21,7 +21,7 @@
 //! Needs root and bpffs: `cargo bench -p roamgate-benches --bench xsk` (both parts), or
 //! `-- xsk` / `-- site` for one.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,7 @@ use roamgate_ebpf::abi::SpiValue;
 use roamgate_ebpf::{AttachMode, Classifier};
 use roamgate_gateway::xsk::{Desc, XskConfig, XskSocket};
 use roamgate_lab::Netns;
+use roamgate_lab::packet::{IPV4_FRAMES, PacketSocket, SEND_ONLY};
 
 const GW: [u8; 4] = [10, 204, 0, 1];
 const PEER: [u8; 4] = [10, 204, 0, 2];
@@ -74,61 +75,11 @@ fn esp_frame(dst: [u8; 6], src: [u8; 6], frame_len: usize) -> Vec<u8> {
     f
 }
 
-/// An AF_PACKET socket bound to `ifindex`; `proto` 0 sends only.
-fn packet_socket(ifindex: u32, proto: u16) -> OwnedFd {
-    // SAFETY: no memory preconditions; the result is checked.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto.to_be())) };
-    assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-    // SAFETY: raw is a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_ll is plain old data.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto.to_be();
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: sll is a valid sockaddr_ll of the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    let one: libc::c_int = 1;
-    // SAFETY: one is a valid c_int for the call.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_QDISC_BYPASS,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as u32,
-        )
-    };
-    fd
-}
-
 /// Sends `frame` in batches of 64 until `stop`; returns frames sent.
-fn generate(fd: &OwnedFd, frame: &[u8], stop: &AtomicBool) -> u64 {
-    let mut iov = libc::iovec {
-        iov_base: frame.as_ptr() as *mut libc::c_void,
-        iov_len: frame.len(),
-    };
-    // SAFETY: mmsghdr is plain old data.
-    let mut msgs: [libc::mmsghdr; 64] = unsafe { std::mem::zeroed() };
-    for m in &mut msgs {
-        m.msg_hdr.msg_iov = &mut iov;
-        m.msg_hdr.msg_iovlen = 1;
-    }
+fn generate(socket: &PacketSocket, frame: &[u8], stop: &AtomicBool) -> u64 {
     let mut sent = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        // SAFETY: msgs and the iovec they point to stay live for the call; the kernel only
-        // reads the frame.
-        let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), 64, 0) };
-        if n > 0 {
-            sent += n as u64;
-        }
+        sent += socket.send_many(&[frame; 64]) as u64;
     }
     sent
 }
@@ -142,10 +93,10 @@ enum Mode {
 
 struct Lab {
     xsk: XskSocket,
-    anchor: OwnedFd,
+    anchor: PacketSocket,
     classifier: Classifier,
     pins: PathBuf,
-    peer: Arc<OwnedFd>,
+    peer: Arc<PacketSocket>,
     gw_mac: [u8; 6],
     peer_mac: [u8; 6],
     _ns: (Netns, Netns),
@@ -169,23 +120,21 @@ fn lab() -> Lab {
         .unwrap();
     let (gw_mac, peer_mac) = (mac_of(&gw_ns, "rgb0"), mac_of(&peer_ns, "rgb1"));
     let config = XskConfig::default();
-    let (xsk, anchor) = gw_ns
+    let xsk = gw_ns
         .enter(|| {
             classifier
                 .attach("rgb0", AttachMode::Driver)
                 .unwrap_or_else(|e| panic!("{e}"));
-            let xsk = XskSocket::open("rgb0", 0, &config).unwrap_or_else(|e| panic!("{e}"));
-            let ifindex = gw_ns.ifindex("rgb0").unwrap();
-            (xsk, packet_socket(ifindex, libc::ETH_P_IP as u16))
+            XskSocket::open("rgb0", 0, &config).unwrap_or_else(|e| panic!("{e}"))
         })
         .unwrap();
+    let anchor = PacketSocket::open(&gw_ns, "rgb0", IPV4_FRAMES).unwrap_or_else(|e| panic!("{e}"));
     classifier
         .add_local_addr(std::net::Ipv4Addr::from(GW).into())
         .unwrap();
     classifier.insert_spi(SPI, SpiValue::new(1, 0)).unwrap();
-    let peer = peer_ns
-        .enter(|| packet_socket(peer_ns.ifindex("rgb1").unwrap(), 0))
-        .unwrap();
+    let peer = PacketSocket::open(&peer_ns, "rgb1", SEND_ONLY).unwrap_or_else(|e| panic!("{e}"));
+    peer.bypass_qdisc().unwrap_or_else(|e| panic!("{e}"));
     Lab {
         xsk,
         anchor,

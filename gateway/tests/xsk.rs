@@ -6,7 +6,7 @@
 //!
 //! Needs root and bpffs; fails (never skips) with the reason otherwise.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use roamgate_ebpf::abi::SpiValue;
 use roamgate_ebpf::{AttachMode, Classifier};
 use roamgate_gateway::xsk::{BindMode, Desc, XskConfig, XskError, XskSocket};
 use roamgate_lab::Netns;
+use roamgate_lab::packet::{ALL_FRAMES, PacketSocket};
 
 const GW: [u8; 4] = [10, 203, 0, 1];
 const PEER: [u8; 4] = [10, 203, 0, 2];
@@ -60,110 +61,6 @@ fn esp_frame(dst_mac: [u8; 6], src_mac: [u8; 6], seq: u32, body: usize) -> Vec<u
     f
 }
 
-/// An AF_PACKET socket bound to one interface, for sending and receiving whole frames.
-struct Packet {
-    fd: OwnedFd,
-    ifindex: i32,
-}
-
-impl Packet {
-    fn open(ifindex: u32) -> Packet {
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: no memory preconditions; the result is checked.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-        assert!(
-            raw >= 0,
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: raw is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: sll is a valid sockaddr_ll of the length given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 20_000,
-        };
-        // SAFETY: tv is a valid timeval for the call.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        Packet {
-            fd,
-            ifindex: ifindex as i32,
-        }
-    }
-
-    fn send(&self, frame: &[u8]) {
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = 6;
-        // SAFETY: frame and sll are valid for the lengths given.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(
-            rc,
-            frame.len() as isize,
-            "{}",
-            std::io::Error::last_os_error()
-        );
-    }
-
-    /// The next incoming (not outgoing) frame, or `None` after the socket timeout.
-    fn recv(&self, buf: &mut [u8]) -> Option<usize> {
-        loop {
-            // SAFETY: sockaddr_ll is plain old data.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut len = size_of::<libc::sockaddr_ll>() as u32;
-            // SAFETY: buf, sll and len are valid and writable for the lengths given.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    (&mut sll as *mut libc::sockaddr_ll).cast(),
-                    &mut len,
-                )
-            };
-            if n < 0 {
-                return None;
-            }
-            if sll.sll_pkttype != libc::PACKET_OUTGOING {
-                return Some(n as usize);
-            }
-        }
-    }
-}
-
 struct PinDir(PathBuf);
 
 impl Drop for PinDir {
@@ -178,7 +75,7 @@ struct Lab {
     xsk: XskSocket,
     _classifier: Classifier,
     _pins: PinDir,
-    peer: Packet,
+    peer: PacketSocket,
     gw_mac: [u8; 6],
     peer_mac: [u8; 6],
     _ns: (Netns, Netns),
@@ -214,9 +111,8 @@ fn lab(tag: &str, config: &XskConfig) -> Lab {
         .add_local_addr(std::net::Ipv4Addr::from(GW).into())
         .unwrap();
     classifier.insert_spi(SPI, SpiValue::new(1, 0)).unwrap();
-    let peer = peer_ns
-        .enter(|| Packet::open(peer_ns.ifindex("rgk1").unwrap()))
-        .unwrap();
+    let peer = PacketSocket::open(&peer_ns, "rgk1", ALL_FRAMES).unwrap_or_else(|e| panic!("{e}"));
+    peer.set_recv_timeout(Duration::from_millis(20)).unwrap();
     Lab {
         xsk,
         _classifier: classifier,
@@ -250,7 +146,7 @@ fn esp_is_received_in_batches_and_reflected_with_no_frame_lost() {
         let body = if round % 2 == 0 { 64 } else { 1400 };
         for i in 0..BURST {
             let f = esp_frame(lab.gw_mac, lab.peer_mac, round * BURST + i, body);
-            lab.peer.send(&f);
+            lab.peer.send(&f).unwrap();
         }
         // Receive the burst in batches.
         let mut got = 0u32;
@@ -285,7 +181,7 @@ fn esp_is_received_in_batches_and_reflected_with_no_frame_lost() {
         let mut back = 0u32;
         while back < BURST {
             lab.xsk.complete();
-            let Some(len) = lab.peer.recv(&mut buf) else {
+            let Some(len) = lab.peer.recv_incoming(&mut buf) else {
                 panic!("round {round}: peer got {back} of {BURST} reflected frames");
             };
             let mut expect = esp_frame(lab.peer_mac, lab.gw_mac, round * BURST + back, body);

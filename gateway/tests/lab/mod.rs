@@ -13,6 +13,7 @@ use roamgate_gateway::DropReason;
 use roamgate_gateway::config::GatewayConfig;
 use roamgate_gateway::dataplane::{Forward, Gateway};
 use roamgate_lab::Netns;
+use roamgate_lab::packet::{ALL_FRAMES, PacketSocket, SEND_ONLY};
 use roamgate_lab::topology::{Options, SiteToSite};
 
 pub const KEY_AB: &str = "000102030405060708090a0b0c0d0e0f10111213";
@@ -223,51 +224,17 @@ pub fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
 }
 
 /// An AF_PACKET socket bound to one interface, for sending whole crafted frames.
-pub struct RawLink {
-    fd: std::os::fd::OwnedFd,
-    ifindex: i32,
-}
+pub struct RawLink(PacketSocket);
 
 impl RawLink {
     /// Opens it on `dev` inside `ns`.
     pub fn open(ns: &Netns, dev: &str) -> RawLink {
-        use std::os::fd::FromRawFd;
-        let ifindex = ns.ifindex(dev).unwrap_or_else(|e| panic!("{e}"));
-        let raw = ns
-            .enter(|| {
-                let proto = (libc::ETH_P_ALL as u16).to_be();
-                // SAFETY: no memory preconditions; the result is checked.
-                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) }
-            })
-            .unwrap();
-        assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-        RawLink {
-            // SAFETY: raw is a fresh descriptor nothing else owns.
-            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) },
-            ifindex: ifindex as i32,
-        }
+        RawLink(PacketSocket::open(ns, dev, SEND_ONLY).unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// Sends one frame (Ethernet header included).
     pub fn send(&self, frame: &[u8]) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = 6;
-        // SAFETY: frame and sll are valid for the lengths given.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert!(rc >= 0, "{}", std::io::Error::last_os_error());
+        self.0.send(frame).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -296,23 +263,7 @@ pub fn ipv4_frame(
     proto: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst_mac);
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    let total = (20 + payload.len()) as u16;
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = proto;
-    ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&dst);
-    let c = roamgate_gateway::wire::checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(payload);
-    f
+    roamgate_lab::packet::ipv4_frame((dst_mac, src_mac), (src, dst), proto, payload)
 }
 
 /// An AF_PACKET socket bound to one interface that records every frame sent or received
@@ -325,67 +276,12 @@ pub struct PacketTap {
 impl PacketTap {
     /// Starts recording on `dev` inside `ns`.
     pub fn start(ns: &Netns, dev: &str) -> PacketTap {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let ifindex = ns.ifindex(dev).unwrap_or_else(|e| panic!("{e}"));
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        let raw = ns
-            .enter(|| {
-                // SAFETY: no memory preconditions; the result is checked.
-                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) }
-            })
-            .unwrap();
-        assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-        // SAFETY: raw is a fresh descriptor nothing else owns.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-        let set = |opt: i32, value: &[u8]| {
-            // SAFETY: value is valid for its length for the call.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    value.as_ptr().cast(),
-                    value.len() as u32,
-                )
-            };
-            assert!(
-                rc == 0,
-                "setsockopt {opt}: {}",
-                std::io::Error::last_os_error()
-            );
-        };
+        let socket = PacketSocket::open(ns, dev, ALL_FRAMES).unwrap_or_else(|e| panic!("{e}"));
         // Room for every frame of a test's stream, so the record is complete.
-        set(libc::SO_RCVBUFFORCE, &(64i32 << 20).to_ne_bytes());
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 50_000,
-        };
-        // SAFETY: timeval is plain old data; viewed as bytes for the call only.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&timeout as *const libc::timeval).cast::<u8>(),
-                size_of::<libc::timeval>(),
-            )
-        };
-        set(libc::SO_RCVTIMEO, bytes);
-        // SAFETY: sockaddr_ll is plain old data.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: sll is a valid sockaddr_ll of the size given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert!(
-            rc == 0,
-            "binding to {dev}: {}",
-            std::io::Error::last_os_error()
-        );
+        socket
+            .set_recv_buffer(64 << 20)
+            .and_then(|()| socket.set_recv_timeout(std::time::Duration::from_millis(50)))
+            .unwrap_or_else(|e| panic!("{e}"));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
             let stop = std::sync::Arc::clone(&stop);
@@ -393,12 +289,8 @@ impl PacketTap {
                 let mut frames = Vec::new();
                 let mut buf = vec![0u8; 65_536];
                 loop {
-                    // SAFETY: buf is valid for writes of its length.
-                    let n = unsafe {
-                        libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-                    };
-                    if n > 0 {
-                        frames.push(buf[..n as usize].to_vec());
+                    if let Some((n, _)) = socket.recv(&mut buf) {
+                        frames.push(buf[..n].to_vec());
                     } else if stop.load(std::sync::atomic::Ordering::Acquire) {
                         // Nothing queued any more (the timeout expired): the record is whole.
                         return frames;

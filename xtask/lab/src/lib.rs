@@ -13,6 +13,7 @@ mod error;
 pub mod faults;
 mod lab;
 pub mod netns;
+pub mod packet;
 pub mod pcap;
 pub mod pki;
 pub mod process;
