@@ -98,21 +98,7 @@ struct Bench {
 }
 
 fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
-    let text = ns.ip(&["link", "show", "dev", dev]).unwrap();
-    let hex = text
-        .split("link/ether ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap();
-    let mut mac = [0u8; 6];
-    for (m, h) in mac.iter_mut().zip(hex.split(':')) {
-        *m = u8::from_str_radix(h, 16).unwrap();
-    }
-    mac
-}
-
-fn mac_text(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
+    ns.mac(dev).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
@@ -364,7 +350,7 @@ impl Bench {
             "replace",
             "10.250.2.2",
             "lladdr",
-            &mac_text(sink_mac),
+            &roamgate_lab::packet::mac_text(sink_mac),
             "dev",
             "bfw0",
             "nud",

@@ -40,17 +40,7 @@ const RUNS: usize = 5;
 const WINDOW: Duration = Duration::from_secs(1);
 
 fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
-    let text = ns.ip(&["link", "show", "dev", dev]).unwrap();
-    let hex = text
-        .split("link/ether ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap();
-    let mut mac = [0u8; 6];
-    for (m, h) in mac.iter_mut().zip(hex.split(':')) {
-        *m = u8::from_str_radix(h, 16).unwrap();
-    }
-    mac
+    ns.mac(dev).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn esp_frame(dst: [u8; 6], src: [u8; 6], frame_len: usize) -> Vec<u8> {

@@ -19,8 +19,9 @@ use std::time::Duration;
 use roamgate_ebpf::abi::{Counter, SPI_F_UDP_ENCAP, SpiValue};
 use roamgate_ebpf::{AttachMode, Classifier, Counters};
 use roamgate_lab::Netns;
+use roamgate_lab::packet::mac_text;
 use support::frames::*;
-use support::net::{Sender, mac_of, mac_text};
+use support::net::{Sender, mac_of};
 use support::xsk::XskSocket;
 
 const GW: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);

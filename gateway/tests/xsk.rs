@@ -25,17 +25,7 @@ fn ip(ns: &Netns, args: &[&str]) {
 }
 
 fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
-    let text = ns.ip(&["link", "show", "dev", dev]).unwrap();
-    let hex = text
-        .split("link/ether ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no MAC in {text}"));
-    let mut mac = [0u8; 6];
-    for (m, h) in mac.iter_mut().zip(hex.split(':')) {
-        *m = u8::from_str_radix(h, 16).unwrap();
-    }
-    mac
+    ns.mac(dev).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Ethernet + IPv4 + ESP (SPI, sequence number) + `body` bytes of pattern.

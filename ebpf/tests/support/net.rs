@@ -101,27 +101,7 @@ impl Sender {
     }
 }
 
-/// The MAC address of `ifname` in namespace `ns`.
-pub fn mac_of(ns: &roamgate_lab::Netns, ifname: &str) -> [u8; 6] {
-    let text = ns
-        .ip(&["-o", "link", "show", "dev", ifname])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let hex = text
-        .split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no link/ether in {text}"));
-    let mut mac = [0u8; 6];
-    for (i, part) in hex.split(':').enumerate() {
-        mac[i] = u8::from_str_radix(part, 16).unwrap();
-    }
-    mac
-}
-
-/// `mac` as `aa:bb:cc:dd:ee:ff`.
-pub fn mac_text(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+/// The MAC address of `dev` in namespace `ns`.
+pub fn mac_of(ns: &roamgate_lab::Netns, dev: &str) -> [u8; 6] {
+    ns.mac(dev).unwrap_or_else(|e| panic!("{e}"))
 }

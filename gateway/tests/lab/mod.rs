@@ -210,17 +210,7 @@ pub fn show(pin_dir: &Path) -> String {
 
 /// The MAC address of `dev` in `ns`.
 pub fn mac_of(ns: &Netns, dev: &str) -> [u8; 6] {
-    let text = ns.ip(&["link", "show", "dev", dev]).unwrap();
-    let hex = text
-        .split("link/ether ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no MAC in {text}"));
-    let mut mac = [0u8; 6];
-    for (m, h) in mac.iter_mut().zip(hex.split(':')) {
-        *m = u8::from_str_radix(h, 16).unwrap();
-    }
-    mac
+    ns.mac(dev).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An AF_PACKET socket bound to one interface, for sending whole crafted frames.

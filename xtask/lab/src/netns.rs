@@ -123,6 +123,26 @@ impl Netns {
         })
     }
 
+    /// The MAC address of `ifname` inside the namespace.
+    pub fn mac(&self, ifname: &str) -> Result<[u8; 6]> {
+        let text = self.ip(&["link", "show", "dev", ifname])?;
+        let bad = || LabError::Usage(format!("no MAC address for {ifname} in: {text}"));
+        let hex = text
+            .split("link/ether ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .ok_or_else(bad)?;
+        let mut mac = [0u8; 6];
+        let mut parts = hex.split(':');
+        for m in &mut mac {
+            *m = parts
+                .next()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad)?;
+        }
+        Ok(mac)
+    }
+
     /// The interface index of `ifname` inside the namespace.
     pub fn ifindex(&self, ifname: &str) -> Result<u32> {
         let text = self.ip(&["-o", "link", "show", "dev", ifname])?;

@@ -205,6 +205,11 @@ impl AsRawFd for PacketSocket {
     }
 }
 
+/// `mac` as `ip` writes it (`02:00:5e:00:00:01`).
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
 /// The Internet checksum (RFC 1071) of `data`.
 pub fn internet_checksum(data: &[u8]) -> u16 {
     let mut sum = data
