@@ -119,6 +119,20 @@ fn interop(name: &str, esp_proposals: &str, keymat_len: usize) -> R<()> {
         ping.contains(&format!("{pings} received")),
         "ping through strongSwan failed:\n{ping}"
     );
+    // An IKE exchange on port 4500 inside the capture, whatever the capture caught of the
+    // handshake: the road warrior rekeys its IKE SA (its CHILD_SA and keys stay).
+    rw.rekey_ike("home")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rw
+        .list_sas()?
+        .iter()
+        .any(|sa| sa.name == "home" && sa.spi_i == rw_sa.spi_i)
+    {
+        if std::time::Instant::now() > deadline {
+            return Err("the road warrior's IKE rekey did not complete".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(300));
     tshark.stop()?;
 
