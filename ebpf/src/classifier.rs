@@ -140,7 +140,7 @@ struct Attachment {
 pub struct Classifier {
     ebpf: Ebpf,
     pin_dir: PathBuf,
-    local_addrs: HashMap<MapData, AddrKey, LocalAddr>,
+    local_addrs: LocalAddrs,
     spi_index: HashMap<MapData, SpiKey, SpiValue>,
     xsk_map: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
@@ -161,6 +161,58 @@ impl fmt::Debug for Classifier {
                     .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
+    }
+}
+
+/// The gateway's addresses in the pinned `local_addrs` map: the program steers ESP sent to
+/// one of them. [`Classifier`] holds one; [`LocalAddrs::open`] gives another process or
+/// thread its own handle on the same map.
+pub struct LocalAddrs {
+    map: HashMap<MapData, AddrKey, LocalAddr>,
+}
+
+impl fmt::Debug for LocalAddrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalAddrs").finish_non_exhaustive()
+    }
+}
+
+impl LocalAddrs {
+    /// Opens the map pinned in `pin_dir` (the classifier must have been loaded there).
+    pub fn open(pin_dir: &Path) -> Result<LocalAddrs> {
+        Ok(LocalAddrs {
+            map: crate::tables::pinned(pin_dir, abi::maps::LOCAL_ADDRS, HashMap::try_from)?,
+        })
+    }
+
+    /// Adds `addr` (a second add changes nothing).
+    pub fn add(&mut self, addr: IpAddr) -> Result<()> {
+        self.map
+            .insert(AddrKey::new(addr), LocalAddr::default(), 0)
+            .map_err(|e| map_error("insert", abi::maps::LOCAL_ADDRS, &e))
+    }
+
+    /// Removes `addr`; returns whether it was there.
+    pub fn remove(&mut self, addr: IpAddr) -> Result<bool> {
+        match self.map.remove(&AddrKey::new(addr)) {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(map_error("remove", abi::maps::LOCAL_ADDRS, &e)),
+        }
+    }
+
+    /// The addresses, in no particular order.
+    pub fn list(&self) -> Result<Vec<IpAddr>> {
+        let mut out = Vec::new();
+        for key in self.map.keys() {
+            let key = key.map_err(|e| map_error("read", abi::maps::LOCAL_ADDRS, &e))?;
+            let v6 = std::net::Ipv6Addr::from(key.addr);
+            out.push(match (key.family, v6.to_ipv4_mapped()) {
+                (abi::FAMILY_IPV4, Some(v4)) => IpAddr::V4(v4),
+                _ => IpAddr::V6(v6),
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -203,8 +255,10 @@ impl Classifier {
             .map_err(|e: ProgramError| load_error(&e))?;
         program.load().map_err(|e| load_error(&e))?;
 
-        let local_addrs = HashMap::try_from(take_map(&mut ebpf, abi::maps::LOCAL_ADDRS)?)
-            .map_err(|e| map_error("open", abi::maps::LOCAL_ADDRS, &e))?;
+        let local_addrs = LocalAddrs {
+            map: HashMap::try_from(take_map(&mut ebpf, abi::maps::LOCAL_ADDRS)?)
+                .map_err(|e| map_error("open", abi::maps::LOCAL_ADDRS, &e))?,
+        };
         let spi_index = HashMap::try_from(take_map(&mut ebpf, abi::maps::SPI_INDEX)?)
             .map_err(|e| map_error("open", abi::maps::SPI_INDEX, &e))?;
         let xsk_map = XskMap::try_from(take_map(&mut ebpf, abi::maps::XSK_MAP)?)
@@ -302,32 +356,17 @@ impl Classifier {
 
     /// Marks `addr` as one of the gateway's addresses: ESP to it is steered.
     pub fn add_local_addr(&mut self, addr: IpAddr) -> Result<()> {
-        self.local_addrs
-            .insert(AddrKey::new(addr), LocalAddr::default(), 0)
-            .map_err(|e| map_error("insert", abi::maps::LOCAL_ADDRS, &e))
+        self.local_addrs.add(addr)
     }
 
     /// Removes `addr` from the local addresses; returns whether it was there.
     pub fn remove_local_addr(&mut self, addr: IpAddr) -> Result<bool> {
-        match self.local_addrs.remove(&AddrKey::new(addr)) {
-            Ok(()) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(map_error("remove", abi::maps::LOCAL_ADDRS, &e)),
-        }
+        self.local_addrs.remove(addr)
     }
 
     /// The local addresses, in no particular order.
     pub fn local_addrs(&self) -> Result<Vec<IpAddr>> {
-        let mut out = Vec::new();
-        for key in self.local_addrs.keys() {
-            let key = key.map_err(|e| map_error("read", abi::maps::LOCAL_ADDRS, &e))?;
-            let v6 = std::net::Ipv6Addr::from(key.addr);
-            out.push(match (key.family, v6.to_ipv4_mapped()) {
-                (abi::FAMILY_IPV4, Some(v4)) => IpAddr::V4(v4),
-                _ => IpAddr::V6(v6),
-            });
-        }
-        Ok(out)
+        self.local_addrs.list()
     }
 
     /// Maps the inbound SPI `spi` (its numeric value) to `value`; replaces an earlier entry.

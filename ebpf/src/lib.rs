@@ -19,7 +19,9 @@ mod counters;
 mod error;
 pub mod tables;
 
-pub use classifier::{AttachMode, Classifier, Iface, PROGRAM_NAME, XdpAction, remove_pins};
+pub use classifier::{
+    AttachMode, Classifier, Iface, LocalAddrs, PROGRAM_NAME, XdpAction, remove_pins,
+};
 pub use counters::Counters;
 pub use error::{EbpfError, Result};
 pub use tables::{

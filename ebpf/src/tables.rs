@@ -568,7 +568,7 @@ impl fmt::Debug for SaTable {
     }
 }
 
-fn pinned<T>(
+pub(crate) fn pinned<T>(
     pin_dir: &Path,
     name: &'static str,
     make: impl FnOnce(aya::maps::Map) -> std::result::Result<T, aya::maps::MapError>,

@@ -394,6 +394,85 @@ pub fn link_info(ifindex: u32) -> io::Result<([u8; 6], u32)> {
     Ok((mac, mtu.max(0) as u32))
 }
 
+/// A route netlink socket subscribed to address changes (`RTMGRP_IPV4_IFADDR`,
+/// `RTMGRP_IPV6_IFADDR`): it only says that something changed; the caller re-reads.
+#[derive(Debug)]
+pub struct AddressEvents {
+    fd: OwnedFd,
+}
+
+impl AddressEvents {
+    /// Subscribes, in the calling thread's network namespace.
+    pub fn open() -> io::Result<AddressEvents> {
+        // SAFETY: no memory preconditions; the result is checked.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: raw is a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: sockaddr_nl is plain old data; zero is valid.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as u16;
+        sa.nl_groups = (libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
+        // SAFETY: sa is a valid sockaddr_nl of the length given.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_nl).cast(),
+                size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(AddressEvents { fd })
+    }
+
+    /// Waits up to `timeout` for notifications and drains them; returns whether any came (an
+    /// overrun of the socket's buffer counts as one: changes were lost, so re-read).
+    pub fn wait(&self, timeout: std::time::Duration) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: pfd is one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+            return false;
+        }
+        let mut buf = [0u8; 8192];
+        let mut any = false;
+        loop {
+            // SAFETY: buf is valid for writes of its length.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                any = true;
+                continue;
+            }
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS) {
+                any = true;
+                continue;
+            }
+            return any;
+        }
+    }
+}
+
 /// The IP addresses of interface `name` (`getifaddrs`), in the calling thread's namespace.
 pub fn addresses(name: &str) -> Vec<IpAddr> {
     collect_addresses(Some(name))

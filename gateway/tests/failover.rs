@@ -8,7 +8,7 @@
 mod lab;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lab::*;
 use roamgate_gateway::dataplane::Forward;
@@ -81,4 +81,49 @@ fn rewriting_the_endpoint_moves_traffic_to_the_other_uplink_without_a_restart() 
         drops(&s.pins_b.0, roamgate_gateway::DropReason::IntegrityFailed),
         0
     );
+}
+
+#[test]
+fn an_address_added_to_a_wan_interface_is_steered_without_a_restart() {
+    let s = sites("newaddr", Encap::Esp);
+    let (lana, gwb, pins_b) = (&s.lab.lana.ns, &s.lab.gwb.ns, &s.pins_b.0);
+    let ping = |count| {
+        traffic::ping(lana, "10.102.0.2", count, Duration::from_millis(20))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert!(ping(3).received > 0, "before: {}", show(pins_b));
+    let steered = |addr: &str| {
+        roamgate_ebpf::LocalAddrs::open(pins_b)
+            .and_then(|m| m.list())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .contains(&addr.parse().unwrap())
+    };
+    assert!(!steered("198.18.1.12"));
+
+    // B gets a second address on its uplink while it runs; A's SA moves to it.
+    gwb.ip(&["addr", "add", "198.18.1.12/24", "dev", "wan1"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    move_endpoint(&s.pins_a.0, "198.18.1.1", "198.18.1.12");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ping(1).received == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no ping through B's new address: steered {}\nB: {}",
+            steered("198.18.1.12"),
+            show(pins_b)
+        );
+    }
+    assert!(steered("198.18.1.12"));
+    let r = ping(20);
+    assert_eq!(r.received, 20, "{r:?}\nB: {}", show(pins_b));
+
+    // And it stops being steered once it is gone.
+    gwb.ip(&["addr", "del", "198.18.1.12/24", "dev", "wan1"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while steered("198.18.1.12") {
+        assert!(Instant::now() < deadline, "198.18.1.12 still steered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(steered("198.18.1.2"), "B's first address must stay steered");
 }

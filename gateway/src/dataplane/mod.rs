@@ -8,8 +8,10 @@
 //! through [`roamgate_ebpf::SaTable`], moves them with [`roamgate_ebpf::EndpointTable`], and
 //! reads the workers' counters through [`roamgate_ebpf::WorkerCounters`].
 
+mod addresses;
 pub mod exception;
 pub mod nexthop;
+pub mod published;
 pub mod registry;
 pub mod tun;
 pub mod worker;
@@ -72,8 +74,9 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) frame_size: u32,
     pub(crate) batch: usize,
-    /// The gateway's own addresses (decapsulated packets to these go into the TUN device).
-    pub(crate) local: std::collections::HashSet<IpAddr>,
+    /// The gateway's own addresses (decapsulated packets to these go into the TUN device),
+    /// kept current by the address watcher.
+    pub(crate) local: published::Published<std::collections::HashSet<IpAddr>>,
     /// The exception path's TUN device, if it could be made.
     pub(crate) tun: Option<tun::Tun>,
 }
@@ -290,7 +293,7 @@ impl Gateway {
             stop: AtomicBool::new(false),
             frame_size: config.xsk.frame_size,
             batch: config.batch_size as usize,
-            local: tun::local_addresses(),
+            local: published::Published::new(tun::local_addresses()),
             tun,
         });
         let mut threads = Vec::new();
@@ -311,6 +314,26 @@ impl Gateway {
                     .name("rg-nexthop".into())
                     .spawn(move || nexthop::resolve(&shared.hops, &shared.stop))
                     .map_err(|e| GatewayError::Setup(format!("spawning the resolver: {e}")))?,
+            );
+        }
+        {
+            let shared = Arc::clone(&shared);
+            let pin_dir = config.pin_dir.clone();
+            let steered = addresses::Steered {
+                wan: prepared
+                    .iter()
+                    .filter(|p| p.role == Role::Wan)
+                    .map(|p| p.name.clone())
+                    .collect(),
+                fixed: config.sas.iter().map(|sa| sa.local).collect(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("rg-addrs".into())
+                    .spawn(move || addresses::follow(&pin_dir, &steered, &shared))
+                    .map_err(|e| {
+                        GatewayError::Setup(format!("spawning the address watcher: {e}"))
+                    })?,
             );
         }
         if shared.tun.is_some() {

@@ -9,10 +9,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::published::Published;
 use crate::netlink::{self, Netlink};
 
 /// How often every known destination is resolved again.
@@ -44,21 +45,15 @@ pub struct Hop {
 /// The shared next-hop table.
 #[derive(Debug, Default)]
 pub struct NextHops {
-    current: Mutex<Arc<HashMap<HopKey, Hop>>>,
-    version: AtomicU64,
+    table: Published<HashMap<HopKey, Hop>>,
     wanted: Mutex<HashSet<HopKey>>,
     wake: Condvar,
 }
 
 impl NextHops {
-    /// The version of the current snapshot (one atomic load).
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<HashMap<HopKey, Hop>> {
-        Arc::clone(&self.current.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The resolved next hops the workers read.
+    pub fn table(&self) -> &Published<HashMap<HopKey, Hop>> {
+        &self.table
     }
 
     /// Asks the resolver for `key`.
@@ -70,8 +65,7 @@ impl NextHops {
     }
 
     fn publish(&self, table: HashMap<HopKey, Hop>) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
-        self.version.fetch_add(1, Ordering::AcqRel);
+        self.table.publish(table);
     }
 }
 

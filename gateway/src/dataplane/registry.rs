@@ -13,12 +13,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use roamgate_ebpf::abi::{self, SaRecord};
 use roamgate_ebpf::{Prefix, SaTable};
+
+use super::published::Published;
 
 use crate::esp::{BeetAddrs, InboundSa, Lifetime, Mode, OutboundSa, OuterPolicy, SaConfig};
 
@@ -168,28 +170,7 @@ impl PrefixIndex {
 }
 
 /// The snapshot the workers read and the sync thread replaces.
-#[derive(Debug, Default)]
-pub struct Registry {
-    current: Mutex<Arc<SaSnapshot>>,
-    version: AtomicU64,
-}
-
-impl Registry {
-    /// The version of the current snapshot (one atomic load).
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<SaSnapshot> {
-        Arc::clone(&self.current.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    fn publish(&self, snapshot: SaSnapshot) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
-        self.version.fetch_add(1, Ordering::AcqRel);
-    }
-}
+pub type Registry = Published<SaSnapshot>;
 
 fn prefixes(list: &[abi::PrefixRecord], n: u8) -> Vec<Prefix> {
     list[..usize::from(n).min(list.len())]

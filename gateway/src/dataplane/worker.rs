@@ -17,7 +17,7 @@
 //! exception path and is counted. Every drop is counted by [`DropReason`]; the counters are
 //! published to the pinned `gw_counters` map after every batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use roamgate_ebpf::Endpoint;
 use super::Shared;
 use super::exception::Exception;
 use super::nexthop::{Hop, HopKey};
+use super::published::Cached;
 use super::registry::{SaSnapshot, selected};
 use crate::config::Role;
 use crate::drop::{DropCounters, DropReason};
@@ -166,6 +167,8 @@ pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
     exception: Option<Exception>,
     tun: Option<super::tun::TunWriter>,
+    /// The gateway's own addresses (decapsulated packets to these go into the TUN device).
+    local: Cached<HashSet<IpAddr>>,
     drops: DropCounters,
     fwd: [u64; Forward::ALL.len()],
     endpoints: HashMap<u32, CachedEndpoint>,
@@ -250,6 +253,7 @@ impl Worker {
         Worker {
             id,
             ports,
+            local: Cached::of(&shared.local),
             shared,
             exception: None,
             tun: None,
@@ -280,10 +284,8 @@ impl Worker {
         self.shared.counters.reset(self.id);
         let batch = self.shared.batch;
         let mut rx = vec![Desc::default(); batch];
-        let mut sas = self.shared.registry.snapshot();
-        let mut sas_version = self.shared.registry.version();
-        let mut hops = self.shared.hops.snapshot();
-        let mut hops_version = self.shared.hops.version();
+        let mut sas = Cached::of(&self.shared.registry);
+        let mut hops = Cached::of(self.shared.hops.table());
         for p in &mut self.ports {
             p.sock.refill();
         }
@@ -293,23 +295,16 @@ impl Worker {
             "worker running"
         );
         while !self.shared.stop.load(Ordering::Acquire) {
-            // Once per batch: new SAs or next hops?
-            let v = self.shared.registry.version();
-            if v != sas_version {
-                sas = self.shared.registry.snapshot();
-                sas_version = v;
-            }
-            let v = self.shared.hops.version();
-            if v != hops_version {
-                hops = self.shared.hops.snapshot();
-                hops_version = v;
-            }
+            // Once per batch: new SAs, next hops or addresses of our own?
+            sas.refresh(&self.shared.registry);
+            hops.refresh(self.shared.hops.table());
+            self.local.refresh(&self.shared.local);
             let mut got = 0;
             for i in 0..self.ports.len() {
                 let n = self.ports[i].sock.rx_batch(&mut rx);
                 got += n;
                 for d in &rx[..n] {
-                    self.handle(i, *d, &sas, &hops);
+                    self.handle(i, *d, sas.get(), hops.get());
                 }
                 self.ports[i].sock.release(&rx[..n]);
             }
@@ -526,7 +521,7 @@ impl Worker {
         if !selected(&entry.remote_ts, src) || !selected(&entry.local_ts, dst) {
             return Outcome::Drop(DropReason::TrafficSelector);
         }
-        if self.tun.is_some() && self.shared.local.contains(&dst) {
+        if self.tun.is_some() && self.local.get().contains(&dst) {
             // For the gateway itself: delivered, not forwarded.
             self.fwd[Forward::Decapsulated as usize] += 1;
             return Outcome::Tun { start, len: ilen };
