@@ -7,7 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use roamgate_gateway::esp::pmtu::{MIN_PMTU_V4, MIN_PMTU_V6};
-use roamgate_gateway::esp::{EncapError, icmp_too_big, parse_packet_too_big};
+use roamgate_gateway::esp::{
+    Decapsulated, EncapError, decapsulate, fragment_ipv4, icmp_too_big, parse_packet_too_big,
+};
 use roamgate_gateway::wire::ip::{IpProtocol, Ipv4Packet, Ipv6Packet, ipv6_pseudo_sum};
 use roamgate_gateway::wire::{checksum, checksum_add, checksum_finish};
 
@@ -74,6 +76,84 @@ fn ipv4_without_df_is_sent_for_fragmentation() {
     assert!(e.fragment);
     let outer = Ipv4Packet::new_checked(&f.buf[e.start..e.start + e.len]).unwrap();
     assert!(!outer.dont_frag());
+}
+
+#[test]
+fn ipv4_without_df_is_fragmented_before_encapsulation_and_reassembles() {
+    for padding in [
+        roamgate_gateway::esp::Padding::default(),
+        roamgate_gateway::esp::Padding::Minimal,
+    ] {
+        let sa = PairSpec {
+            padding,
+            ..PairSpec::default()
+        }
+        .pair();
+        let mtu = 600;
+        sa.out.set_path_mtu(mtu);
+        let mut spec = InnerSpec::udp(false, (0..1000).map(|i| i as u8).collect());
+        spec.df = false;
+        let pkt = spec.build();
+        let fit = sa
+            .out
+            .inner_fragment_size(&sa.path, &pkt)
+            .expect("too big, DF clear: fragment first");
+        // Every fragment's ESP packet fits the path exactly as reported, and the largest
+        // fragment one byte bigger would not.
+        let mut offset = Some(0);
+        let mut data = Vec::new();
+        let mut fragments = 0;
+        while let Some(o) = offset {
+            let mut out = vec![0u8; mtu as usize];
+            let (n, next) = fragment_ipv4(&pkt, fit, o, &mut out).unwrap();
+            offset = next;
+            fragments += 1;
+            let mut f = Frame::new(&out[..n]);
+            let e = sa
+                .out
+                .encapsulate(&sa.path, &mut f.buf, f.start, f.len)
+                .unwrap();
+            assert!(!e.fragment && e.len <= mtu as usize, "{} > {mtu}", e.len);
+            let got = decapsulate(&mut f.buf, e.start, e.len, |_| Some(&sa.inb)).unwrap();
+            let Decapsulated::Packet { start, len, .. } = got else {
+                panic!("not a packet: {got:?}");
+            };
+            let inner = &f.buf[start..start + len];
+            let frag = Ipv4Packet::new_checked(inner).unwrap();
+            let at = usize::from(frag.flags_frag() & 0x1fff) * 8;
+            assert_eq!(at, data.len(), "fragments in order, none missing");
+            data.extend_from_slice(&inner[frag.header_len()..usize::from(frag.total_len())]);
+        }
+        assert!(fragments >= 2);
+        assert_eq!(data, pkt[20..], "the fragments carry the whole datagram");
+        let mut bigger = out_of(&pkt, fit + 8);
+        let e = sa
+            .out
+            .encapsulate(&sa.path, &mut bigger.buf, bigger.start, bigger.len)
+            .unwrap();
+        assert!(e.fragment, "a fragment 8 bytes longer would not fit");
+    }
+    // Nothing to do: it fits, DF is set, or it is IPv6.
+    let sa = PairSpec::default().pair();
+    sa.out.set_path_mtu(600);
+    let small = InnerSpec::udp(false, vec![0; 100]);
+    let df = InnerSpec::udp(false, vec![0; 1000]);
+    let v6 = InnerSpec::udp(true, vec![0; 1000]);
+    for spec in [small, df, v6] {
+        let mut spec = spec;
+        spec.df = spec.payload.len() == 1000 && !spec.v6;
+        assert_eq!(sa.out.inner_fragment_size(&sa.path, &spec.build()), None);
+    }
+}
+
+/// The first `len` bytes of `pkt` as a packet of its own (header length fields fixed up).
+fn out_of(pkt: &[u8], len: usize) -> Frame {
+    let mut p = pkt[..len].to_vec();
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    Frame::new(&p)
 }
 
 #[test]

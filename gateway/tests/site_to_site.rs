@@ -227,3 +227,51 @@ fn a_neighbour_miss_after_decapsulation_goes_through_the_tun_device() {
         show(pins_b)
     );
 }
+
+#[test]
+fn ipv4_packets_too_big_for_the_path_are_fragmented_before_encapsulation() {
+    let s = sites("frag", Encap::Esp);
+    let (lana, pins_a, pins_b) = (&s.lab.lana.ns, &s.pins_a.0, &s.pins_b.0);
+    // Resolve the next hops (and so learn the links' MTU) first.
+    ping_ok(lana, "10.102.0.2", 3);
+    // 1500-byte datagrams with DF clear: their ESP packets would exceed the 1500-byte path.
+    let out = lana
+        .exec_text(
+            "ping",
+            &[
+                "-n",
+                "-c",
+                "5",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-M",
+                "dont",
+                "-s",
+                "1472",
+                "10.102.0.2",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}\nA: {}\nB: {}", show(pins_a), show(pins_b)));
+    assert!(
+        out.contains("5 received"),
+        "{out}\nA: {}\nB: {}",
+        show(pins_a),
+        show(pins_b)
+    );
+    // The echo requests were cut by A, the replies by B; nothing needed outer fragments.
+    for (name, pins) in [("A", pins_a), ("B", pins_b)] {
+        assert!(
+            forwarded(pins, Forward::Fragmented) >= 5,
+            "{name}: {}",
+            show(pins)
+        );
+        assert_eq!(
+            drops(pins, DropReason::OuterFragmentationNeeded),
+            0,
+            "{name}: {}",
+            show(pins)
+        );
+    }
+}

@@ -29,10 +29,12 @@ use super::Shared;
 use super::exception::Exception;
 use super::nexthop::{Hop, HopKey};
 use super::published::Cached;
-use super::registry::{SaSnapshot, selected};
+use super::registry::{OutboundEntry, SaSnapshot, selected};
 use crate::config::Role;
 use crate::drop::{DropCounters, DropReason};
-use crate::esp::{Decapsulated, EncapError, SaPath, UdpPorts, decapsulate, icmp_too_big};
+use crate::esp::{
+    Decapsulated, EncapError, HEADROOM, SaPath, UdpPorts, decapsulate, fragment_ipv4, icmp_too_big,
+};
 use crate::wire::{Ipv4Packet, Ipv6Packet};
 use crate::xsk::{Desc, XskSocket};
 
@@ -66,11 +68,14 @@ pub enum Forward {
     /// Packets the gateway itself sent into a tunnel (read from the TUN device; counted in
     /// the TUN reader's slots).
     FromTun = 11,
+    /// IPv4 packets (DF clear) too large for the SA's path, cut into fragments before
+    /// encapsulation (each fragment is then counted as encapsulated).
+    Fragmented = 12,
 }
 
 impl Forward {
     /// Every counter, in index order.
-    pub const ALL: [Forward; 12] = [
+    pub const ALL: [Forward; 13] = [
         Forward::RxWan,
         Forward::RxLan,
         Forward::Decapsulated,
@@ -83,6 +88,7 @@ impl Forward {
         Forward::Dummy,
         Forward::ToTun,
         Forward::FromTun,
+        Forward::Fragmented,
     ];
 
     /// The name in metrics and docs.
@@ -100,6 +106,7 @@ impl Forward {
             Forward::Dummy => "dummy",
             Forward::ToTun => "to_tun",
             Forward::FromTun => "from_tun",
+            Forward::Fragmented => "fragmented",
         }
     }
 
@@ -173,6 +180,8 @@ pub(crate) struct Worker {
     fwd: [u64; Forward::ALL.len()],
     endpoints: HashMap<u32, CachedEndpoint>,
     scratch: Vec<u8>,
+    /// Where a fragment is encapsulated before it is copied into a TX frame.
+    frag: Vec<u8>,
 }
 
 fn ip_addrs(ip: &[u8]) -> Option<(IpAddr, IpAddr, u8)> {
@@ -261,6 +270,7 @@ impl Worker {
             fwd: [0; Forward::ALL.len()],
             endpoints: HashMap::new(),
             scratch: vec![0; frame],
+            frag: vec![0; frame],
         }
     }
 
@@ -570,6 +580,72 @@ impl Worker {
         }
     }
 
+    /// Cuts the IPv4 packet at `inner` (start, length) of port `i`'s frame into fragments of
+    /// at most `fit` bytes, encapsulates each and sends it on `target` (port and next hop), or
+    /// through the exception path when the next hop is not known yet.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; the parts of one decision"
+    )]
+    fn send_inner_fragments(
+        &mut self,
+        i: usize,
+        whole: &Desc,
+        (start, len): (usize, usize),
+        entry: &OutboundEntry,
+        path: &SaPath,
+        fit: usize,
+        target: Option<(usize, Hop)>,
+    ) -> Outcome {
+        let Some(packet) = self.ports[i]
+            .sock
+            .frame(whole)
+            .and_then(|f| f.get(start..start + len))
+        else {
+            return Outcome::Drop(DropReason::Truncated);
+        };
+        self.scratch[..len].copy_from_slice(packet);
+        let at = 14 + HEADROOM;
+        let mut offset = Some(0);
+        while let Some(o) = offset {
+            let (n, next) = match fragment_ipv4(&self.scratch[..len], fit, o, &mut self.frag[at..])
+            {
+                Ok(v) => v,
+                Err(r) => return Outcome::Drop(r),
+            };
+            offset = next;
+            let e = match entry.sa.encapsulate(path, &mut self.frag, at, n) {
+                Ok(e) => e,
+                Err(e) => return Outcome::Drop(e.reason()),
+            };
+            self.fwd[Forward::Encapsulated as usize] += 1;
+            let Some((j, hop)) = target else {
+                match &self.exception {
+                    Some(x) if x.send(&self.frag[e.start..e.start + e.len]).is_ok() => {
+                        self.fwd[Forward::Exception as usize] += 1;
+                    }
+                    _ => self.drops.count(DropReason::ExceptionFailed),
+                }
+                continue;
+            };
+            let Some(mut tx) = self.alloc_tx(j, e.len + 14) else {
+                return Outcome::Consumed(Forward::Fragmented);
+            };
+            write_eth(&mut self.frag, e.start - 14, hop.dst_mac, hop.src_mac);
+            let copied = self.ports[j].sock.frame_mut(&tx).map(|dst| {
+                dst[..e.len + 14].copy_from_slice(&self.frag[e.start - 14..e.start + e.len]);
+            });
+            if copied.is_some() {
+                tx.len = (e.len + 14) as u32;
+                self.ports[j].pending.push(tx);
+            } else {
+                self.ports[j].sock.release(&[tx]);
+                self.drops.count(DropReason::NoRoom);
+            }
+        }
+        Outcome::Consumed(Forward::Fragmented)
+    }
+
     /// The endpoint of outbound slot `slot`, re-read when its generation changed.
     fn endpoint(&mut self, slot: u32) -> Option<(Endpoint, SaPath)> {
         let table = &self.shared.endpoints;
@@ -659,6 +735,27 @@ impl Worker {
         };
         if let Err(r) = decrement_ttl(&mut frame[ip_start..off + len]) {
             return Outcome::Drop(r);
+        }
+        if let Some(fit) = entry
+            .sa
+            .inner_fragment_size(&path, &frame[ip_start..off + len])
+        {
+            let target = match hop {
+                Some(h) => port_of(&self.ports, h.ifindex).map(|j| (j, h)),
+                None => {
+                    self.shared.hops.want(key);
+                    None
+                }
+            };
+            return self.send_inner_fragments(
+                i,
+                whole,
+                (ip_start, len - 14),
+                entry,
+                &path,
+                fit,
+                target,
+            );
         }
         let e = match entry.sa.encapsulate(&path, frame, ip_start, len - 14) {
             Ok(e) => e,

@@ -141,6 +141,37 @@ fn severest(a: Option<SaEvent>, b: Option<SaEvent>) -> Option<SaEvent> {
 }
 
 impl OutboundSa {
+    /// The longest plaintext (in tunnel mode, the whole inner packet) whose ESP packet on
+    /// `path` fits in `mtu` bytes.
+    fn plaintext_room(&self, path: &SaPath, mtu: usize) -> usize {
+        let fixed = path.header_len() + esp::HEADER_LEN + IV_LEN + ICV_LEN;
+        let align = self.outer.padding.align();
+        (mtu.saturating_sub(fixed) & !(align - 1)).saturating_sub(TRAILER_LEN)
+    }
+
+    /// For an IPv4 packet with DF clear whose ESP packet would exceed the path MTU in tunnel
+    /// mode: the largest fragment of it (header included) that fits once encapsulated. The
+    /// caller cuts the packet with [`fragment_ipv4`](super::fragment_ipv4) to that size and
+    /// encapsulates each fragment ([RFC 4459 § 5.1]): the far end decapsulates ordinary ESP
+    /// packets and the inner destination reassembles, where fragments of the outer packet
+    /// would need the far gateway to reassemble. `None`: the packet fits, may not be
+    /// fragmented (DF, IPv6), or the SA is in BEET mode.
+    ///
+    /// [RFC 4459 § 5.1]: https://www.rfc-editor.org/rfc/rfc4459#section-5.1
+    pub fn inner_fragment_size(&self, path: &SaPath, packet: &[u8]) -> Option<usize> {
+        let mtu = self.path_mtu() as usize;
+        if mtu == 0 || !matches!(self.mode, Mode::Tunnel) {
+            return None;
+        }
+        let p = Ipv4Packet::new_checked(packet).ok()?;
+        if p.dont_frag() {
+            return None;
+        }
+        let room = self.plaintext_room(path, mtu);
+        // At least one 8-byte block of data besides the header.
+        (usize::from(p.total_len()) > room && room >= p.header_len() + 8).then_some(room)
+    }
+
     /// Encapsulates the inner packet at `frame[start..start + len]` in place for `path`.
     ///
     /// Trailing bytes beyond the inner packet's own length (Ethernet padding) are dropped.
@@ -212,9 +243,7 @@ impl OutboundSa {
             if inner.v6 || inner.df || !outer_v4 {
                 // The largest plaintext that fits, then the inner packet it stands for
                 // (BEET leaves the inner header out).
-                let fixed = path.header_len() + esp::HEADER_LEN + IV_LEN + ICV_LEN;
-                let room = (mtu.saturating_sub(fixed) & !(align - 1)).saturating_sub(TRAILER_LEN);
-                let fit = room + (inner.total_len - plen);
+                let fit = self.plaintext_room(path, mtu) + (inner.total_len - plen);
                 let floor = if inner.v6 { 1280 } else { 68 };
                 return Err(EncapError::TooBig {
                     mtu: fit.max(floor) as u32,
