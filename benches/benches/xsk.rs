@@ -6,7 +6,12 @@
 //! qdisc bypass) for a fixed window; the gateway side counts what it receives in that window:
 //! - `anchor`: `recv` on an AF_PACKET socket, one frame per call;
 //! - `xsk rx`: `XskSocket::rx_batch` of up to 256, frames released and refilled;
-//! - `xsk reflect`: the same, MACs swapped, every frame sent back out through the TX ring.
+//! - `xsk reflect`: the same, MACs swapped, every frame sent back out through the TX ring;
+//! - `s2n rx`, `s2n reflect`: the same work on a socket whose UMEM and rings are built with the
+//!   s2n-quic-xdp crate (the layer the gateway did not pick), with the same sizes.
+//!
+//! A queue takes one AF_XDP socket at a time, so each round opens the socket its modes need
+//! and closes the other one (outside the timed windows).
 //!
 //! 64 B and 1400 B frames (Ethernet header included, FCS not), median of 5 runs of 1 s.
 //!
@@ -21,6 +26,7 @@
 //! Needs root and bpffs: `cargo bench -p roamgate-benches --bench xsk` (both parts), or
 //! `-- xsk` / `-- site` for one.
 
+use std::ffi::CStr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +38,8 @@ use roamgate_ebpf::{AttachMode, Classifier};
 use roamgate_gateway::xsk::{Desc, XskConfig, XskSocket};
 use roamgate_lab::Netns;
 use roamgate_lab::packet::{IPV4_FRAMES, PacketSocket, SEND_ONLY};
+use s2n_quic_xdp::if_xdp::{Address, RxTxDescriptor, UmemDescriptor, UmemFlags, XdpFlags};
+use s2n_quic_xdp::{ring, socket, syscall, umem};
 
 const GW: [u8; 4] = [10, 204, 0, 1];
 const PEER: [u8; 4] = [10, 204, 0, 2];
@@ -79,17 +87,166 @@ enum Mode {
     Anchor,
     Rx,
     Reflect,
+    S2nRx,
+    S2nReflect,
+}
+
+/// An AF_XDP socket built with s2n-quic-xdp: its socket, UMEM, rings and syscalls. The crate
+/// leaves frame bookkeeping to the caller; here that is a free list of frames and a count of
+/// frames handed to the TX ring and not yet completed.
+struct S2nSocket {
+    fd: socket::Fd,
+    umem: umem::Umem,
+    fill: ring::Fill,
+    completion: ring::Completion,
+    rx: ring::Rx,
+    tx: ring::Tx,
+    free: Vec<UmemDescriptor>,
+    in_flight: usize,
+    need_wakeup: bool,
+}
+
+impl S2nSocket {
+    /// Opens a copy-mode socket on `queue` of `ifname` (in the calling thread's namespace) with
+    /// `config`'s sizes; like `XskSocket::open`, it primes the fill ring with up to half the
+    /// frames and keeps the rest free for transmitting.
+    fn open(ifname: &CStr, queue: u32, config: &XskConfig) -> std::io::Result<S2nSocket> {
+        let fd = socket::Fd::open()?;
+        let umem = umem::Builder {
+            frame_size: config.frame_size,
+            frame_count: config.frame_count,
+            frame_headroom: config.frame_headroom,
+            flags: UmemFlags::default(),
+            hugepage: config.hugepages,
+        }
+        .build()?;
+        fd.attach_umem(&umem)?;
+        let offsets = syscall::offsets(&fd)?;
+        let mut fill = ring::Fill::new(fd.clone(), &offsets, config.fill_size)?;
+        let completion = ring::Completion::new(fd.clone(), &offsets, config.completion_size)?;
+        let rx = ring::Rx::new(fd.clone(), &offsets, config.rx_size)?;
+        let tx = ring::Tx::new(fd.clone(), &offsets, config.tx_size)?;
+        let mut free: Vec<UmemDescriptor> = umem.frames().collect();
+        let primed = config.fill_size.min(config.frame_count / 2) as usize;
+        fill.init(free.drain(..primed));
+        let mut address = Address {
+            flags: XdpFlags::COPY,
+            queue_id: queue,
+            ..Address::default()
+        };
+        if config.need_wakeup {
+            address.flags |= XdpFlags::USE_NEED_WAKEUP;
+        }
+        address.set_if_name(ifname)?;
+        syscall::bind(&fd, &mut address)?;
+        Ok(S2nSocket {
+            fd,
+            umem,
+            fill,
+            completion,
+            rx,
+            tx,
+            free,
+            in_flight: 0,
+            need_wakeup: config.need_wakeup,
+        })
+    }
+
+    /// Takes up to `out.len()` received packets off the RX ring.
+    fn rx_batch(&mut self, out: &mut [RxTxDescriptor]) -> usize {
+        let n = (self.rx.acquire(out.len() as u32) as usize).min(out.len());
+        let (head, tail) = self.rx.data();
+        for (o, d) in out.iter_mut().zip(head.iter().chain(tail.iter())).take(n) {
+            *o = *d;
+        }
+        self.rx.release(n as u32);
+        n
+    }
+
+    /// The bytes of a received packet.
+    fn frame_mut(&mut self, d: RxTxDescriptor) -> &mut [u8] {
+        // SAFETY: `d` came off the RX ring, so the kernel wrote it inside the UMEM and no longer
+        // touches that frame; until it is released or sent, only the caller holds it, and
+        // `&mut self` keeps this the only borrow of the UMEM.
+        unsafe { self.umem.get_mut(d) }
+    }
+
+    /// Gives received frames back to the free list.
+    fn release(&mut self, descs: &[RxTxDescriptor]) {
+        self.free
+            .extend(descs.iter().map(|&d| UmemDescriptor::from(d)));
+    }
+
+    /// Moves free frames into the fill ring and wakes the kernel if it asked.
+    fn refill(&mut self) -> usize {
+        let n = (self.fill.acquire(1) as usize).min(self.free.len());
+        let (head, tail) = self.fill.data();
+        let from = self.free.len() - n;
+        for (slot, d) in head.iter_mut().chain(tail).zip(self.free.drain(from..)) {
+            *slot = d;
+        }
+        self.fill.release(n as u32);
+        if n > 0 && self.need_wakeup && self.fill.needs_wakeup() {
+            // EAGAIN and the like: the kernel is kicked again on the next refill.
+            let _ = syscall::busy_poll(&self.fd);
+        }
+        n
+    }
+
+    /// Queues received frames for transmission; returns how many fit in the TX ring.
+    fn tx_batch(&mut self, descs: &[RxTxDescriptor]) -> usize {
+        let n = (self.tx.acquire(descs.len() as u32) as usize).min(descs.len());
+        let (head, tail) = self.tx.data();
+        for (slot, d) in head.iter_mut().chain(tail).zip(&descs[..n]) {
+            *slot = *d;
+        }
+        self.tx.release(n as u32);
+        self.in_flight += n;
+        if n > 0 && (!self.need_wakeup || self.tx.needs_wakeup()) {
+            let _ = syscall::wake_tx(&self.fd);
+        }
+        n
+    }
+
+    /// Frees transmitted frames from the completion ring, and kicks the kernel again if
+    /// frames still wait in the TX ring.
+    fn complete(&mut self) -> usize {
+        let n = self.completion.acquire(u32::MAX);
+        let (head, tail) = self.completion.data();
+        self.free.extend(head.iter().chain(tail.iter()).copied());
+        self.completion.release(n);
+        self.in_flight -= n as usize;
+        if self.in_flight > 0 && (!self.need_wakeup || self.tx.needs_wakeup()) {
+            let _ = syscall::wake_tx(&self.fd);
+        }
+        n as usize
+    }
+}
+
+/// Opens a socket, retrying while the kernel still holds the queue for the socket closed just
+/// before (it releases it in deferred work: `EBUSY` until then).
+fn open_retrying<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> T {
+    let start = Instant::now();
+    loop {
+        match open() {
+            Ok(socket) => return socket,
+            Err(e) if start.elapsed() > Duration::from_secs(2) => panic!("{e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 struct Lab {
-    xsk: XskSocket,
+    xsk: Option<XskSocket>,
+    s2n: Option<S2nSocket>,
     anchor: PacketSocket,
     classifier: Classifier,
     pins: PathBuf,
     peer: Arc<PacketSocket>,
     gw_mac: [u8; 6],
     peer_mac: [u8; 6],
-    _ns: (Netns, Netns),
+    gw_ns: Netns,
+    _peer_ns: Netns,
 }
 
 fn lab() -> Lab {
@@ -109,13 +266,11 @@ fn lab() -> Lab {
         .ip(&["addr", "add", "10.204.0.2/24", "dev", "rgb1"])
         .unwrap();
     let (gw_mac, peer_mac) = (mac_of(&gw_ns, "rgb0"), mac_of(&peer_ns, "rgb1"));
-    let config = XskConfig::default();
-    let xsk = gw_ns
+    gw_ns
         .enter(|| {
             classifier
                 .attach("rgb0", AttachMode::Driver)
-                .unwrap_or_else(|e| panic!("{e}"));
-            XskSocket::open("rgb0", 0, &config).unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"))
         })
         .unwrap();
     let anchor = PacketSocket::open(&gw_ns, "rgb0", IPV4_FRAMES).unwrap_or_else(|e| panic!("{e}"));
@@ -126,24 +281,53 @@ fn lab() -> Lab {
     let peer = PacketSocket::open(&peer_ns, "rgb1", SEND_ONLY).unwrap_or_else(|e| panic!("{e}"));
     peer.bypass_qdisc().unwrap_or_else(|e| panic!("{e}"));
     Lab {
-        xsk,
+        xsk: None,
+        s2n: None,
         anchor,
         classifier,
         pins,
         peer: Arc::new(peer),
         gw_mac,
         peer_mac,
-        _ns: (gw_ns, peer_ns),
+        gw_ns,
+        _peer_ns: peer_ns,
+    }
+}
+
+impl Lab {
+    /// Opens the socket `mode` needs on rgb0's queue 0 (closing the other one first) and
+    /// registers it in xsk_map slot 0; the anchor unregisters it.
+    fn prepare(&mut self, mode: Mode) {
+        let config = XskConfig::default();
+        let fd = match mode {
+            Mode::Anchor => {
+                let _ = self.classifier.unregister_xsk(0);
+                return;
+            }
+            Mode::Rx | Mode::Reflect => {
+                self.s2n = None;
+                if self.xsk.is_none() {
+                    let open = || open_retrying(|| XskSocket::open("rgb0", 0, &config));
+                    self.xsk = Some(self.gw_ns.enter(open).unwrap());
+                }
+                self.xsk.as_ref().unwrap().as_raw_fd()
+            }
+            Mode::S2nRx | Mode::S2nReflect => {
+                self.xsk = None;
+                if self.s2n.is_none() {
+                    let open = || open_retrying(|| S2nSocket::open(c"rgb0", 0, &config));
+                    self.s2n = Some(self.gw_ns.enter(open).unwrap());
+                }
+                self.s2n.as_ref().unwrap().fd.as_raw_fd()
+            }
+        };
+        self.classifier.register_xsk(0, fd).unwrap();
     }
 }
 
 /// One window: packets per second received (and, for reflect, sent back), and offered.
 fn run(lab: &mut Lab, mode: Mode, frame_len: usize) -> (f64, f64) {
-    if mode == Mode::Anchor {
-        let _ = lab.classifier.unregister_xsk(0);
-    } else {
-        lab.classifier.register_xsk(0, lab.xsk.as_raw_fd()).unwrap();
-    }
+    lab.prepare(mode);
     let frame = esp_frame(lab.gw_mac, lab.peer_mac, frame_len);
     let stop = Arc::new(AtomicBool::new(false));
     let generator = {
@@ -151,6 +335,7 @@ fn run(lab: &mut Lab, mode: Mode, frame_len: usize) -> (f64, f64) {
         std::thread::spawn(move || generate(&peer, &frame, &stop))
     };
     let mut descs = [Desc::default(); 256];
+    let mut s2n_descs = [RxTxDescriptor::default(); 256];
     let mut buf = vec![0u8; 2048];
     let mut count = 0u64;
     let start = Instant::now();
@@ -171,26 +356,52 @@ fn run(lab: &mut Lab, mode: Mode, frame_len: usize) -> (f64, f64) {
                 }
             }
             Mode::Rx => {
-                let n = lab.xsk.rx_batch(&mut descs);
-                lab.xsk.release(&descs[..n]);
-                lab.xsk.refill();
+                let xsk = lab.xsk.as_mut().unwrap();
+                let n = xsk.rx_batch(&mut descs);
+                xsk.release(&descs[..n]);
+                xsk.refill();
                 count += n as u64;
             }
             Mode::Reflect => {
-                let n = lab.xsk.rx_batch(&mut descs);
+                let xsk = lab.xsk.as_mut().unwrap();
+                let n = xsk.rx_batch(&mut descs);
                 for d in &descs[..n] {
-                    if let Some(f) = lab.xsk.frame_mut(d) {
+                    if let Some(f) = xsk.frame_mut(d) {
                         f.copy_within(0..6, 6);
                         f[..6].copy_from_slice(&lab.peer_mac);
                     }
                 }
                 let mut sent = 0;
                 while sent < n {
-                    sent += lab.xsk.tx_batch(&descs[sent..n]);
-                    lab.xsk.complete();
+                    sent += xsk.tx_batch(&descs[sent..n]);
+                    xsk.complete();
                 }
-                lab.xsk.complete();
-                lab.xsk.refill();
+                xsk.complete();
+                xsk.refill();
+                count += n as u64;
+            }
+            Mode::S2nRx => {
+                let s2n = lab.s2n.as_mut().unwrap();
+                let n = s2n.rx_batch(&mut s2n_descs);
+                s2n.release(&s2n_descs[..n]);
+                s2n.refill();
+                count += n as u64;
+            }
+            Mode::S2nReflect => {
+                let s2n = lab.s2n.as_mut().unwrap();
+                let n = s2n.rx_batch(&mut s2n_descs);
+                for &d in &s2n_descs[..n] {
+                    let f = s2n.frame_mut(d);
+                    f.copy_within(0..6, 6);
+                    f[..6].copy_from_slice(&lab.peer_mac);
+                }
+                let mut sent = 0;
+                while sent < n {
+                    sent += s2n.tx_batch(&s2n_descs[sent..n]);
+                    s2n.complete();
+                }
+                s2n.complete();
+                s2n.refill();
                 count += n as u64;
             }
         }
@@ -201,10 +412,18 @@ fn run(lab: &mut Lab, mode: Mode, frame_len: usize) -> (f64, f64) {
     // Drain what is left so the next run starts empty.
     let drain = Instant::now();
     while drain.elapsed() < Duration::from_millis(100) {
-        let n = lab.xsk.rx_batch(&mut descs);
-        lab.xsk.release(&descs[..n]);
-        lab.xsk.complete();
-        lab.xsk.refill();
+        if let Some(xsk) = &mut lab.xsk {
+            let n = xsk.rx_batch(&mut descs);
+            xsk.release(&descs[..n]);
+            xsk.complete();
+            xsk.refill();
+        }
+        if let Some(s2n) = &mut lab.s2n {
+            let n = s2n.rx_batch(&mut s2n_descs);
+            s2n.release(&s2n_descs[..n]);
+            s2n.complete();
+            s2n.refill();
+        }
         // SAFETY: buf is valid and writable for its length.
         unsafe {
             libc::recv(
@@ -215,8 +434,13 @@ fn run(lab: &mut Lab, mode: Mode, frame_len: usize) -> (f64, f64) {
             )
         };
     }
-    let c = lab.xsk.frame_counts();
-    assert_eq!((c.app, c.total()), (0, 4096), "frames lost: {c:?}");
+    if let Some(xsk) = &lab.xsk {
+        let c = xsk.frame_counts();
+        assert_eq!((c.app, c.total()), (0, 4096), "frames lost: {c:?}");
+    }
+    if let Some(s2n) = &lab.s2n {
+        assert_eq!(s2n.in_flight, 0, "s2n-quic-xdp frames not completed");
+    }
     (count as f64 / secs, sent as f64 / secs)
 }
 
@@ -247,25 +471,29 @@ fn afxdp() {
     let mut lab = lab();
     println!("AF_XDP on veth (copy mode), median of {RUNS} × {WINDOW:?}, one sender thread");
     println!(
-        "| frame | offered (median over all runs) | anchor AF_PACKET | xsk rx | rx / anchor | xsk reflect | reflect / anchor |"
+        "| frame | offered (median over all runs) | anchor AF_PACKET | xsk rx | rx / anchor | xsk reflect | reflect / anchor | s2n rx | s2n rx / xsk rx | s2n reflect | s2n reflect / xsk reflect |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let modes = [
+        Mode::Anchor,
+        Mode::Rx,
+        Mode::Reflect,
+        Mode::S2nRx,
+        Mode::S2nReflect,
+    ];
     for frame_len in [64usize, 1400] {
-        let mut res = [Vec::new(), Vec::new(), Vec::new()];
+        let mut res = modes.map(|_| Vec::new());
         let mut offered = Vec::new();
         for _ in 0..RUNS {
-            // Interleaved, so drift in the shared machine hits all three alike.
-            for (i, mode) in [Mode::Anchor, Mode::Rx, Mode::Reflect]
-                .into_iter()
-                .enumerate()
-            {
+            // Interleaved, so drift in the shared machine hits all modes alike.
+            for (i, mode) in modes.into_iter().enumerate() {
                 let (pps, sent) = run(&mut lab, mode, frame_len);
                 res[i].push(pps);
                 offered.push(sent);
             }
         }
         let offered = median(offered);
-        let [a, r, f] = res.map(median);
+        let [a, r, f, s2n_r, s2n_f] = res.map(median);
         let fmt = |pps: f64| {
             if frame_len == 64 {
                 format!("{:.3} Mpps", pps / 1e6)
@@ -274,16 +502,21 @@ fn afxdp() {
             }
         };
         println!(
-            "| {frame_len} B | {} | {} | {} | **{:.0} %** | {} | **{:.0} %** |",
+            "| {frame_len} B | {} | {} | {} | **{:.0} %** | {} | **{:.0} %** | {} | **{:.0} %** | {} | **{:.0} %** |",
             fmt(offered),
             fmt(a),
             fmt(r),
             100.0 * r / a,
             fmt(f),
-            100.0 * f / a
+            100.0 * f / a,
+            fmt(s2n_r),
+            100.0 * s2n_r / r,
+            fmt(s2n_f),
+            100.0 * s2n_f / f
         );
     }
     drop(lab.xsk);
+    drop(lab.s2n);
     drop(lab.classifier);
     let _ = roamgate_ebpf::remove_pins(&lab.pins);
     let _ = std::fs::remove_dir(lab.pins.parent().unwrap());
