@@ -36,7 +36,11 @@
 //!   core from charon), so its row is the best of the generator at full speed and at 25k, 50k,
 //!   100k and 200k frames/s.
 //!
-//! Needs root, bpffs and strongSwan: `cargo bench -p roamgate-benches --bench dataplane`.
+//! Then the data plane's memory per CHILD_SA: the pinned maps' share, and the gateway process's
+//! own (anonymous resident memory growth with 20 000 CHILD_SAs in the workers' snapshot).
+//!
+//! Needs root, bpffs and strongSwan: `cargo bench -p roamgate-benches --bench dataplane`
+//! (`-- forwarding` or `-- memory` for one part).
 //! `ROAMGATE_BENCH_RUNS` windows of 1 s per DUT and size (default 5); medians.
 
 use std::os::fd::AsRawFd;
@@ -45,7 +49,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use roamgate_ebpf::abi::{EndpointRecord, SaRecord, SpiValue};
-use roamgate_ebpf::{AttachMode, Classifier, WorkerCounters};
+use roamgate_ebpf::{
+    AttachMode, Cipher, Classifier, Direction, Prefix, STATIC_SA_SLOTS, SaLimits, SaMode, SaSpec,
+    SaTable, WorkerCounters,
+};
 use roamgate_gateway::DropReason;
 use roamgate_gateway::config::GatewayConfig;
 use roamgate_gateway::dataplane::{Forward, Gateway};
@@ -545,6 +552,70 @@ impl Bench {
         samples
     }
 
+    /// The gateway's own memory per CHILD_SA: its anonymous resident memory (heap: expanded
+    /// keys, replay windows, the workers' snapshot) before and after `n` CHILD_SAs (two slots
+    /// each, a /32 prefix per outbound SA) are in the workers' snapshot. The pinned maps are
+    /// counted apart (they are allocated up front for every slot).
+    fn memory_per_child_sa(&self, n: u32) -> f64 {
+        let pins = pin_dir("memory");
+        let config = gateway_config(
+            &pins,
+            ("bfw0", "bfl0"),
+            ("10.250.2.1", "10.250.2.2"),
+            ("10.250.1.0/24", "10.250.9.0/24"),
+            false,
+        );
+        let gateway = must(must(self.dut.enter(|| Gateway::start(&config))));
+        let settled = |want: usize| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while gateway.sa_count() != (want, want) {
+                assert!(
+                    Instant::now() < deadline,
+                    "SAs in the snapshot: {:?}",
+                    gateway.sa_count()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        settled(1);
+        let before = rss_anon();
+        let mut table = must(SaTable::open(&pins));
+        let key = [0x5au8; 20];
+        for i in 0..n {
+            let remote = [must(Prefix::new(
+                std::net::Ipv4Addr::from(0x0a80_0000 + i).into(),
+                32,
+            ))];
+            for (slot, spi, direction) in [
+                (STATIC_SA_SLOTS + 2 * i, 0x0100_0000 + i, Direction::Inbound),
+                (
+                    STATIC_SA_SLOTS + 2 * i + 1,
+                    0x0200_0000 + i,
+                    Direction::Outbound,
+                ),
+            ] {
+                let spec = SaSpec {
+                    spi,
+                    direction,
+                    mode: SaMode::Tunnel,
+                    cipher: Cipher::Aes128Gcm16,
+                    esn: false,
+                    key: &key,
+                    limits: SaLimits::default(),
+                    local_ts: &[],
+                    remote_ts: &remote,
+                };
+                must(table.install(slot, &spec));
+            }
+        }
+        settled(n as usize + 1);
+        let after = rss_anon();
+        drop(gateway);
+        drop(table);
+        remove_pins(&pins);
+        after.saturating_sub(before) as f64 / f64::from(n)
+    }
+
     fn strongswan(&self, len: usize) -> Vec<Sample> {
         must(sysctl(&self.dut, "net.ipv4.ip_forward", "1"));
         let params = TunnelParams {
@@ -698,6 +769,18 @@ fn remove_pins(pins: &Path) {
     }
 }
 
+/// This process's anonymous resident memory in bytes (`RssAnon` of /proc/self/status).
+fn rss_anon() -> u64 {
+    let status = must(std::fs::read_to_string("/proc/self/status"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or_else(|| panic!("no RssAnon in /proc/self/status"))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -728,6 +811,38 @@ fn main() {
         .filter(|r| *r > 0)
         .unwrap_or(5);
     let bench = Bench::build(runs);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let only = |what: &str| {
+        let named: Vec<&String> = args
+            .iter()
+            .filter(|a| *a == "forwarding" || *a == "memory")
+            .collect();
+        named.is_empty() || named.iter().any(|a| *a == what)
+    };
+    if only("forwarding") {
+        forwarding(&bench, runs);
+    }
+    if only("memory") {
+        const CHILD_SAS: u32 = 20_000;
+        println!(
+            "Data-plane memory per CHILD_SA: 2 slots × ({} B SA record + {} B endpoint + 8 B sequence) = {} B in the pinned maps",
+            size_of::<SaRecord>(),
+            size_of::<EndpointRecord>(),
+            2 * (size_of::<SaRecord>() + size_of::<EndpointRecord>() + 8)
+        );
+        let per = median(
+            (0..3)
+                .map(|_| bench.memory_per_child_sa(CHILD_SAS))
+                .collect(),
+        );
+        println!(
+            "The gateway process's own memory per CHILD_SA (anonymous RSS growth with {CHILD_SAS} CHILD_SAs, median of 3): {per:.0} B"
+        );
+    }
+}
+
+/// The per-core table: every DUT at both frame sizes, then the ratios.
+fn forwarding(bench: &Bench, runs: usize) {
     type Dut<'a> = (&'a str, Box<dyn Fn(usize) -> Vec<Sample> + 'a>);
     let duts: Vec<Dut> = vec![
         ("kernel forwarding (anchor)", Box::new(|l| bench.kernel(l))),
@@ -788,11 +903,4 @@ fn main() {
             a[1] / b[1].max(1.0)
         );
     }
-    println!();
-    println!(
-        "Data-plane memory per CHILD_SA: 2 slots × ({} B SA record + {} B endpoint + 8 B sequence) = {} B in the pinned maps",
-        size_of::<SaRecord>(),
-        size_of::<EndpointRecord>(),
-        2 * (size_of::<SaRecord>() + size_of::<EndpointRecord>() + 8)
-    );
 }

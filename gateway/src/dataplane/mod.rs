@@ -421,6 +421,12 @@ impl Gateway {
         self.workers
     }
 
+    /// The SAs the workers use now: (inbound, outbound).
+    pub fn sa_count(&self) -> (usize, usize) {
+        let snapshot = self.shared.registry.snapshot();
+        (snapshot.inbound.len(), snapshot.outbound.len())
+    }
+
     /// The pin directory of the instance's maps.
     pub fn pin_dir(&self) -> &std::path::Path {
         &self.pin_dir
