@@ -82,6 +82,12 @@ pub(super) enum RekeyState {
         /// ([§ 2.8.1](https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1)).
         collision: Option<(u32, Vec<u8>)>,
     },
+    /// Creating one more CHILD_SA: our inbound SPI for it, our nonce and private value.
+    NewChild {
+        new_inbound: u32,
+        ni: Vec<u8>,
+        dh: Option<DhPrivate>,
+    },
     /// Rekeying the IKE SA: the new SPIi, our nonce and private value.
     Ike {
         new_spi_i: u64,

@@ -41,10 +41,6 @@ fn nonce_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     pad(a).cmp(&pad(b))
 }
 
-/// `RekeyState::Child::old` of a CREATE_CHILD_SA that creates a CHILD_SA rather than
-/// rekeying one (no CHILD_SA has inbound SPI 0: SPIs below 256 are reserved).
-const NEW_CHILD: u32 = 0;
-
 /// The first DH group of a CHILD_SA configuration's ESP proposals (its PFS group).
 fn first_dh_group(cfg: &ChildConfig) -> Option<DhGroup> {
     cfg.esp_proposals.iter().find_map(|p| p.dh.first().copied())
@@ -270,12 +266,10 @@ impl Engine {
             local_ts: offered.local_ts,
             remote_ts: offered.remote_ts,
         });
-        sa.rekey = Some(RekeyState::Child {
-            old: NEW_CHILD,
+        sa.rekey = Some(RekeyState::NewChild {
             new_inbound,
             ni,
             dh,
-            collision: None,
         });
         Some(payloads)
     }
@@ -452,12 +446,10 @@ impl Engine {
         child: usize,
         payloads: &[Payload],
     ) -> bool {
-        let Some(RekeyState::Child {
-            old: NEW_CHILD,
+        let Some(RekeyState::NewChild {
             new_inbound,
             ni,
             dh,
-            ..
         }) = sa.rekey.take()
         else {
             return true;
