@@ -59,6 +59,7 @@ use roamgate_gateway::dataplane::{Forward, Gateway};
 use roamgate_gateway::esp::{HEADROOM, Lifetime, Mode, OutboundSa, OuterPolicy, SaConfig, SaPath};
 use roamgate_gateway::xsk::{Desc, XskConfig, XskSocket};
 use roamgate_lab::packet::{self, PacketSocket, SEND_ONLY};
+use roamgate_lab::process::{pin_all_threads, pin_to_cpu};
 use roamgate_lab::strongswan::{Charon, SiteEnd, TunnelParams, site_to_site};
 use roamgate_lab::topology::{load_nft, sysctl};
 use roamgate_lab::{Lab, Netns};
@@ -112,26 +113,6 @@ fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Pins thread or process `tid` (0: the calling thread) to `cpu`.
-fn pin(tid: i32, cpu: usize) {
-    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid cpu_set_t and cpu is below CPU_SETSIZE.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: set is valid for the size given.
-    let rc = unsafe { libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &set) };
-    assert_eq!(rc, 0, "pinning {tid}: {}", std::io::Error::last_os_error());
-}
-
-/// Pins every thread of process `pid` to `cpu`.
-fn pin_process(pid: u32, cpu: usize) {
-    for task in must(std::fs::read_dir(format!("/proc/{pid}/task"))).flatten() {
-        if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
-            pin(tid, cpu);
-        }
-    }
-}
-
 /// Pins the threaded-NAPI kernel threads of device `dev` (named `napi/<dev>-<id>`) to `cpu`;
 /// fails if there are none (then the device's receive work would run in the sender's
 /// softirq, on the sender's core). With `first`, they also run before any ordinary thread
@@ -149,7 +130,7 @@ fn pin_napi(dev: &str, cpu: usize, first: bool) {
         };
         let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
         if comm.trim_end().starts_with(&prefix) {
-            pin(pid, cpu);
+            must(pin_to_cpu(pid, cpu));
             if first {
                 let param = libc::sched_param { sched_priority: 50 };
                 // SAFETY: param is a valid sched_param for the call.
@@ -387,7 +368,7 @@ impl Bench {
         let mut samples = Vec::new();
         std::thread::scope(|s| {
             s.spawn(|| {
-                pin(0, GEN_CPU);
+                must(pin_to_cpu(0, GEN_CPU));
                 generate(&socket, &mut source, pps, &stop, &sent);
             });
             std::thread::sleep(WARMUP);
@@ -456,7 +437,7 @@ impl Bench {
         let (sink_mac, wan_mac) = (self.sink_mac, self.dut_wan_mac);
         let samples = std::thread::scope(|s| {
             s.spawn(|| {
-                pin(0, DUT_CPU);
+                must(pin_to_cpu(0, DUT_CPU));
                 forward(&mut lan, &mut wan, sink_mac, wan_mac, &stop);
             });
             let samples = self.measure(Source::Fixed(esp_frame(self.dut_lan_mac, len)));
@@ -646,8 +627,8 @@ impl Bench {
             &site_to_site(&params, &dut_end, &sink_end, true),
         ));
         must(charon.wait_established("site", "net", Duration::from_secs(20)));
-        pin_process(peer.pid(), GEN_CPU);
-        pin_process(charon.pid(), DUT_CPU);
+        must(pin_all_threads(peer.pid(), GEN_CPU));
+        must(pin_all_threads(charon.pid(), DUT_CPU));
         // Overloaded, kernel-libipsec forwards less than it can (the kernel's forwarding into
         // the TUN device, and its drops there, take the core from charon): its figure is the
         // best of a sweep of offered rates.

@@ -118,22 +118,28 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// A route netlink socket (`NETLINK_ROUTE`) in the calling thread's network namespace, with
+/// the socket `flags` given besides `SOCK_CLOEXEC`.
+fn route_socket(flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: no memory preconditions; the result is checked.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 impl Netlink {
     /// Opens a route netlink socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Netlink> {
-        // SAFETY: no memory preconditions; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: raw is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = route_socket(0)?;
         let tv = libc::timeval {
             tv_sec: 1,
             tv_usec: 0,
@@ -404,19 +410,7 @@ pub struct AddressEvents {
 impl AddressEvents {
     /// Subscribes, in the calling thread's network namespace.
     pub fn open() -> io::Result<AddressEvents> {
-        // SAFETY: no memory preconditions; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: raw is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = route_socket(libc::SOCK_NONBLOCK)?;
         // SAFETY: sockaddr_nl is plain old data; zero is valid.
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as u16;

@@ -372,18 +372,7 @@ fn redirected_on_queue(ns: &Netns, dev: &str, q: u16) -> u64 {
 fn send_from_cpu(link: &RawLink, cpu: usize, frame: &[u8]) {
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            // SAFETY: cpu_set_t is plain old data; zero is the empty set.
-            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-            // SAFETY: CPU_SET writes one bit inside the set; cpu is a small index.
-            unsafe { libc::CPU_SET(cpu, &mut set) };
-            // SAFETY: set is a valid cpu_set_t of the size given; 0 is the calling thread.
-            let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-            assert_eq!(
-                rc,
-                0,
-                "pinning to CPU {cpu}: {}",
-                std::io::Error::last_os_error()
-            );
+            roamgate_lab::process::pin_to_cpu(0, cpu).unwrap_or_else(|e| panic!("{e}"));
             link.send(frame);
         });
     });

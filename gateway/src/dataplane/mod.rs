@@ -203,13 +203,6 @@ impl Gateway {
                 GatewayError::Setup(format!("reading the MAC of {}: {e}", iface.name))
             })?;
             let addrs = netlink::addresses(&iface.name);
-            if iface.role == Role::Wan {
-                for a in &addrs {
-                    if !a.is_loopback() && !is_link_local(a) {
-                        classifier.add_local_addr(*a)?;
-                    }
-                }
-            }
             tracing::info!(iface = %iface.name, ifindex, role = ?iface.role, ?attached, queues, "interface ready");
             prepared.push(Prepared {
                 name: iface.name.clone(),
@@ -229,11 +222,24 @@ impl Gateway {
             });
         }
 
+        // ESP is steered for the WAN interfaces' addresses and the static SAs' local ones;
+        // the address watcher keeps that set current while the gateway runs.
+        let steered = addresses::Steered {
+            wan: prepared
+                .iter()
+                .filter(|p| p.role == Role::Wan)
+                .map(|p| p.name.clone())
+                .collect(),
+            fixed: config.sas.iter().map(|sa| sa.local).collect(),
+        };
+        for a in steered.current() {
+            classifier.add_local_addr(a)?;
+        }
+
         // Static SAs: the gateway writes them itself, as the control process would.
         let mut table = SaTable::open(&config.pin_dir)?;
         let mut endpoints = EndpointTable::open(&config.pin_dir)?;
         for (n, sa) in config.sas.iter().enumerate() {
-            classifier.add_local_addr(sa.local)?;
             let out_slot = StaticSa::outbound_slot(n);
             table.install(
                 StaticSa::inbound_slot(n),
@@ -319,14 +325,6 @@ impl Gateway {
         {
             let shared = Arc::clone(&shared);
             let pin_dir = config.pin_dir.clone();
-            let steered = addresses::Steered {
-                wan: prepared
-                    .iter()
-                    .filter(|p| p.role == Role::Wan)
-                    .map(|p| p.name.clone())
-                    .collect(),
-                fixed: config.sas.iter().map(|sa| sa.local).collect(),
-            };
             threads.push(
                 std::thread::Builder::new()
                     .name("rg-addrs".into())

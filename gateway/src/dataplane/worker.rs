@@ -256,6 +256,49 @@ fn two(ports: &mut [Port], a: usize, b: usize) -> (&Port, &mut Port) {
     }
 }
 
+/// Takes a free TX frame of port `to` for `len` bytes, lets `fill` write it, and queues it for
+/// sending; returns whether it was queued. No free frame is a counted `no_tx_frame`; a frame
+/// `fill` cannot write goes back to the port and counts as `no_room`.
+fn queue_tx(
+    ports: &mut [Port],
+    drops: &mut DropCounters,
+    to: usize,
+    len: usize,
+    fill: impl FnOnce(&mut [Port], &Desc) -> Option<()>,
+) -> bool {
+    let Some(addr) = ports[to].sock.alloc() else {
+        drops.count(DropReason::NoTxFrame);
+        return false;
+    };
+    let tx = Desc {
+        addr,
+        len: len as u32,
+        options: 0,
+    };
+    if fill(ports, &tx).is_some() {
+        ports[to].pending.push(tx);
+        true
+    } else {
+        ports[to].sock.release(&[tx]);
+        drops.count(DropReason::NoRoom);
+        false
+    }
+}
+
+/// Hands the IP packet `packet` to the kernel through the raw sockets: counted as
+/// `exception`, or dropped as `exception_failed`.
+fn to_kernel(
+    exception: Option<&Exception>,
+    packet: &[u8],
+    fwd: &mut [u64; Forward::ALL.len()],
+    drops: &mut DropCounters,
+) {
+    match exception {
+        Some(x) if x.send(packet).is_ok() => fwd[Forward::Exception as usize] += 1,
+        _ => drops.count(DropReason::ExceptionFailed),
+    }
+}
+
 impl Worker {
     pub(crate) fn new(id: u32, ports: Vec<Port>, shared: Arc<Shared>) -> Worker {
         let frame = shared.frame_size as usize;
@@ -414,12 +457,12 @@ impl Worker {
                 let Some(frame) = self.ports[i].sock.frame(&whole) else {
                     return;
                 };
-                match &self.exception {
-                    Some(x) if x.send(&frame[start..start + len]).is_ok() => {
-                        self.fwd[Forward::Exception as usize] += 1;
-                    }
-                    _ => self.drops.count(DropReason::ExceptionFailed),
-                }
+                to_kernel(
+                    self.exception.as_ref(),
+                    &frame[start..start + len],
+                    &mut self.fwd,
+                    &mut self.drops,
+                );
             }
             Outcome::Tun { start, len } => {
                 let Some(frame) = self.ports[i].sock.frame(&whole) else {
@@ -436,60 +479,42 @@ impl Worker {
                 }
             }
             Outcome::Scratch { port, len } => {
-                let Some(tx) = self.alloc_tx(port, len) else {
-                    return;
-                };
-                if let Some(dst) = self.ports[port].sock.frame_mut(&tx) {
-                    dst.copy_from_slice(&self.scratch[..len]);
-                    self.ports[port].pending.push(tx);
-                }
+                let scratch = &self.scratch[..len];
+                queue_tx(&mut self.ports, &mut self.drops, port, len, |ports, tx| {
+                    ports[port].sock.frame_mut(tx)?.copy_from_slice(scratch);
+                    Some(())
+                });
             }
         }
     }
 
-    /// A free TX frame of `port` for `len` bytes, or a counted drop when the port has none.
-    fn alloc_tx(&mut self, port: usize, len: usize) -> Option<Desc> {
-        let Some(addr) = self.ports[port].sock.alloc() else {
-            self.drops.count(DropReason::NoTxFrame);
-            return None;
-        };
-        Some(Desc {
-            addr,
-            len: len as u32,
-            options: 0,
-        })
+    /// Where a packet for next hop `key` leaves: the port serving the next hop's interface and
+    /// the hop, resolved (`hop`) or not. An unresolved next hop is asked of the resolver; one
+    /// on an interface no socket of this worker serves is `None` too (the exception path).
+    fn egress(&self, hop: Option<Hop>, key: HopKey) -> Option<(usize, Hop)> {
+        if hop.is_none() {
+            self.shared.hops.want(key);
+        }
+        hop.and_then(|h| port_of(&self.ports, h.ifindex).map(|j| (j, h)))
     }
 
     /// Copies `frame[start..start + len]` of port `from` into a new frame of port `to`.
     fn copy_out(&mut self, from: usize, whole: &Desc, start: usize, len: usize, to: usize) {
-        let Some(tx) = self.alloc_tx(to, len) else {
-            return;
-        };
-        let copied = if from == to {
-            let p = &mut self.ports[to];
-            let Some(src) = p.sock.frame(whole) else {
-                return;
-            };
-            self.scratch[..len].copy_from_slice(&src[start..start + len]);
-            p.sock
-                .frame_mut(&tx)
-                .map(|dst| dst.copy_from_slice(&self.scratch[..len]))
-        } else {
-            let (a, b) = two(&mut self.ports, from, to);
-            match (a.sock.frame(whole), b.sock.frame_mut(&tx)) {
-                (Some(src), Some(dst)) => {
-                    dst.copy_from_slice(&src[start..start + len]);
-                    Some(())
-                }
-                _ => None,
+        let scratch = &mut self.scratch[..len];
+        queue_tx(&mut self.ports, &mut self.drops, to, len, |ports, tx| {
+            if from == to {
+                // One UMEM: through the scratch buffer.
+                scratch.copy_from_slice(&ports[from].sock.frame(whole)?[start..start + len]);
+                ports[to].sock.frame_mut(tx)?.copy_from_slice(scratch);
+            } else {
+                let (a, b) = two(ports, from, to);
+                let src = a.sock.frame(whole)?;
+                b.sock
+                    .frame_mut(tx)?
+                    .copy_from_slice(&src[start..start + len]);
             }
-        };
-        if copied.is_some() {
-            self.ports[to].pending.push(tx);
-        } else {
-            self.ports[to].sock.release(&[tx]);
-            self.drops.count(DropReason::NoRoom);
-        }
+            Some(())
+        });
     }
 
     fn wan_frame(
@@ -537,11 +562,7 @@ impl Worker {
             return Outcome::Tun { start, len: ilen };
         }
         let key = HopKey { src: None, dst };
-        let hop = hops.get(&key);
-        if hop.is_none() {
-            self.shared.hops.want(key);
-        }
-        let out = hop.and_then(|h| port_of(&self.ports, h.ifindex).map(|j| (h, j)));
+        let out = self.egress(hops.get(&key).copied(), key);
         if out.is_none()
             && self.tun.is_some()
             && self
@@ -563,7 +584,7 @@ impl Worker {
             return Outcome::Drop(r);
         }
         self.fwd[Forward::Decapsulated as usize] += 1;
-        let Some((hop, j)) = out else {
+        let Some((j, hop)) = out else {
             return Outcome::Exception { start, len: ilen };
         };
         if start < 14 {
@@ -620,27 +641,29 @@ impl Worker {
             };
             self.fwd[Forward::Encapsulated as usize] += 1;
             let Some((j, hop)) = target else {
-                match &self.exception {
-                    Some(x) if x.send(&self.frag[e.start..e.start + e.len]).is_ok() => {
-                        self.fwd[Forward::Exception as usize] += 1;
-                    }
-                    _ => self.drops.count(DropReason::ExceptionFailed),
-                }
+                to_kernel(
+                    self.exception.as_ref(),
+                    &self.frag[e.start..e.start + e.len],
+                    &mut self.fwd,
+                    &mut self.drops,
+                );
                 continue;
             };
-            let Some(mut tx) = self.alloc_tx(j, e.len + 14) else {
-                return Outcome::Consumed(Forward::Fragmented);
-            };
             write_eth(&mut self.frag, e.start - 14, hop.dst_mac, hop.src_mac);
-            let copied = self.ports[j].sock.frame_mut(&tx).map(|dst| {
-                dst[..e.len + 14].copy_from_slice(&self.frag[e.start - 14..e.start + e.len]);
-            });
-            if copied.is_some() {
-                tx.len = (e.len + 14) as u32;
-                self.ports[j].pending.push(tx);
-            } else {
-                self.ports[j].sock.release(&[tx]);
-                self.drops.count(DropReason::NoRoom);
+            let frame = &self.frag[e.start - 14..e.start + e.len];
+            let queued = queue_tx(
+                &mut self.ports,
+                &mut self.drops,
+                j,
+                frame.len(),
+                |ports, tx| {
+                    ports[j].sock.frame_mut(tx)?.copy_from_slice(frame);
+                    Some(())
+                },
+            );
+            if !queued {
+                // The datagram cannot be whole any more: no point in its other fragments.
+                break;
             }
         }
         Outcome::Consumed(Forward::Fragmented)
@@ -728,6 +751,7 @@ impl Worker {
         {
             entry.sa.set_path_mtu(h.mtu);
         }
+        let target = self.egress(hop, key);
         let port = &mut self.ports[i];
         let (port_mac, port_v4, port_v6) = (port.mac, port.v4, port.v6);
         let Some(frame) = port.sock.frame_mut(whole) else {
@@ -740,13 +764,6 @@ impl Worker {
             .sa
             .inner_fragment_size(&path, &frame[ip_start..off + len])
         {
-            let target = match hop {
-                Some(h) => port_of(&self.ports, h.ifindex).map(|j| (j, h)),
-                None => {
-                    self.shared.hops.want(key);
-                    None
-                }
-            };
             return self.send_inner_fragments(
                 i,
                 whole,
@@ -794,14 +811,7 @@ impl Worker {
             return Outcome::Drop(DropReason::OuterFragmentationNeeded);
         }
         self.fwd[Forward::Encapsulated as usize] += 1;
-        let Some(hop) = hop else {
-            self.shared.hops.want(key);
-            return Outcome::Exception {
-                start: e.start,
-                len: e.len,
-            };
-        };
-        let Some(j) = port_of(&self.ports, hop.ifindex) else {
+        let Some((j, hop)) = target else {
             return Outcome::Exception {
                 start: e.start,
                 len: e.len,

@@ -119,3 +119,35 @@ pub fn wait_for<T>(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Pins thread `tid` (0: the calling thread; a process id pins its main thread) to CPU `cpu`,
+/// so that a benchmark or test knows which core does the work.
+pub fn pin_to_cpu(tid: i32, cpu: usize) -> Result<()> {
+    if cpu >= 8 * size_of::<libc::cpu_set_t>() {
+        return Err(LabError::Usage(format!("CPU {cpu} is beyond the CPU set")));
+    }
+    // SAFETY: cpu_set_t is plain old data; zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes one bit inside the set; cpu is below its size (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set is a valid cpu_set_t of the size given.
+    if unsafe { libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(LabError::io(
+            format!("pinning thread {tid} to CPU {cpu}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Pins every thread of process `pid` to CPU `cpu`.
+pub fn pin_all_threads(pid: u32, cpu: usize) -> Result<()> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = std::fs::read_dir(&dir).map_err(|e| LabError::io(format!("reading {dir}"), e))?;
+    for task in tasks.flatten() {
+        if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+            pin_to_cpu(tid, cpu)?;
+        }
+    }
+    Ok(())
+}
