@@ -11,6 +11,7 @@ pub(crate) fn run(fuzz_seconds: u64, cargo_args: &[String]) -> Result<()> {
         );
     }
     deps::run(false)?;
+    warn_if_disk_is_short();
     ensure_bpffs()?;
     for stale in roamgate_lab::netns::clean_stale(false) {
         println!("removed lab namespace {stale}, left behind by a killed run");
@@ -101,6 +102,57 @@ fn cargo_test(args: &[&str]) -> Result<Totals> {
     Ok(totals)
 }
 
+/// Disk a whole run writes into the target directory (test, clippy, release and fuzz
+/// builds), measured from a fresh clone, with room to spare.
+const DISK_NEEDED: u64 = 8 << 30;
+
+/// Says so, before any build, when the target directory's filesystem has less room than
+/// a whole run writes: a full disk otherwise shows up later as a linker crash.
+fn warn_if_disk_is_short() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"));
+    // The target directory may not exist yet; its nearest existing ancestor is on the
+    // filesystem it will be made on.
+    let Some(dir) = target.ancestors().find(|d| d.exists()) else {
+        return;
+    };
+    let Some(free) = free_bytes(dir) else {
+        println!(
+            "warning: could not read the free disk space of {}",
+            dir.display()
+        );
+        return;
+    };
+    println!(
+        "==> {:.1} GiB free for {}",
+        free as f64 / f64::from(1 << 30),
+        target.display()
+    );
+    if free < DISK_NEEDED {
+        println!(
+            "warning: a whole test run writes up to {} GiB into {}; builds may fail with \"No space left on device\" (free space, or point CARGO_TARGET_DIR elsewhere)",
+            DISK_NEEDED >> 30,
+            target.display()
+        );
+    }
+}
+
+/// Bytes available to this user on the filesystem holding `dir`, as `df` reports them.
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let out = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .ok()?;
+    parse_df_avail(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The number under `df --output=avail`'s header.
+fn parse_df_avail(text: &str) -> Option<u64> {
+    text.lines().nth(1)?.trim().parse().ok()
+}
+
 /// Mounts bpffs at /sys/fs/bpf when it is not mounted (pinned maps live there).
 pub(crate) fn ensure_bpffs() -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
@@ -124,7 +176,20 @@ pub(crate) fn ensure_bpffs() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::Totals;
+    use super::{Totals, parse_df_avail};
+
+    #[test]
+    fn df_avail_is_the_number_under_the_header() {
+        assert_eq!(
+            parse_df_avail("    Avail\n38654705664\n"),
+            Some(38_654_705_664)
+        );
+        assert_eq!(parse_df_avail("    Avail\n"), None);
+        assert_eq!(
+            parse_df_avail("df: /nope: No such file or directory\n"),
+            None
+        );
+    }
 
     #[test]
     fn result_lines_add_up() {
