@@ -469,15 +469,16 @@ impl AddressEvents {
 
 /// The IP addresses of interface `name` (`getifaddrs`), in the calling thread's namespace.
 pub fn addresses(name: &str) -> Vec<IpAddr> {
-    collect_addresses(Some(name))
+    interface_addresses()
+        .into_iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, a)| a)
+        .collect()
 }
 
-/// The IP addresses of every interface of the calling thread's namespace.
-pub fn all_addresses() -> Vec<IpAddr> {
-    collect_addresses(None)
-}
-
-fn collect_addresses(name: Option<&str>) -> Vec<IpAddr> {
+/// Every IP address of every interface of the calling thread's namespace, with the
+/// interface's name: one `getifaddrs` call.
+pub fn interface_addresses() -> Vec<(String, IpAddr)> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: head is a valid out-pointer; the list is freed below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -492,24 +493,22 @@ fn collect_addresses(name: Option<&str>) -> Vec<IpAddr> {
         if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
             continue;
         }
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let n = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        if name.is_some_and(|name| n.to_bytes() != name.as_bytes()) {
-            continue;
-        }
         // SAFETY: ifa_addr points to a sockaddr whose family says its real type.
         let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        if family == libc::AF_INET {
+        let addr = if family == libc::AF_INET {
             // SAFETY: the family is AF_INET, so this is a sockaddr_in.
             let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-            out.push(IpAddr::V4(Ipv4Addr::from(
-                sin.sin_addr.s_addr.to_ne_bytes(),
-            )));
+            IpAddr::V4(Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()))
         } else if family == libc::AF_INET6 {
             // SAFETY: the family is AF_INET6, so this is a sockaddr_in6.
             let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-            out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
-        }
+            IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+        } else {
+            continue;
+        };
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        out.push((name.to_string_lossy().into_owned(), addr));
     }
     // SAFETY: head came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use roamgate_ebpf::LocalAddrs;
 
-use super::{Shared, is_link_local, tun};
+use super::{Shared, is_link_local};
 use crate::netlink::{self, AddressEvents};
 
 /// How often the addresses are re-read with no notification.
@@ -36,15 +36,21 @@ pub(crate) struct Steered {
 }
 
 impl Steered {
-    /// The addresses ESP is steered for now.
-    pub(crate) fn current(&self) -> HashSet<IpAddr> {
-        self.wan
-            .iter()
-            .flat_map(|name| netlink::addresses(name))
-            .filter(|a| !a.is_loopback() && !is_link_local(a))
+    /// The addresses ESP is steered for, given every interface's addresses
+    /// ([`netlink::interface_addresses`]).
+    pub(crate) fn of(&self, all: &[(String, IpAddr)]) -> HashSet<IpAddr> {
+        all.iter()
+            .filter(|(name, a)| self.wan.contains(name) && !a.is_loopback() && !is_link_local(a))
+            .map(|(_, a)| *a)
             .chain(self.fixed.iter().copied())
             .collect()
     }
+}
+
+/// The gateway's own addresses, given every interface's addresses: every one of them, so
+/// packets to any of these are for the gateway.
+pub(crate) fn own(all: &[(String, IpAddr)]) -> HashSet<IpAddr> {
+    all.iter().map(|(_, a)| *a).collect()
 }
 
 /// Keeps the `local_addrs` map in `pin_dir` and `shared.local` in step with the interfaces
@@ -84,12 +90,13 @@ pub(crate) fn follow(pin_dir: &Path, steered: &Steered, shared: &Shared) {
             continue;
         }
         last = Instant::now();
-        let own = tun::local_addresses();
-        if *shared.local.snapshot() != own {
-            tracing::info!(addresses = own.len(), "the gateway's own addresses changed");
-            shared.local.publish(own);
+        let all = netlink::interface_addresses();
+        let now = own(&all);
+        if *shared.local.snapshot() != now {
+            tracing::info!(addresses = now.len(), "the gateway's own addresses changed");
+            shared.local.publish(now);
         }
-        let want = steered.current();
+        let want = steered.of(&all);
         for a in want.difference(&in_map) {
             match map.add(*a) {
                 Ok(()) => tracing::info!(address = %a, "address added: ESP to it is steered"),
@@ -105,5 +112,34 @@ pub(crate) fn follow(pin_dir: &Path, steered: &Steered, shared: &Shared) {
             }
         }
         in_map = want;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esp_is_steered_for_wan_addresses_and_fixed_ones_only() {
+        let all: Vec<(String, IpAddr)> = [
+            ("wan1", "198.18.1.1"),
+            ("wan1", "fe80::1"),
+            ("wan2", "fd00:18:2::1"),
+            ("lan", "10.101.0.1"),
+            ("lo", "127.0.0.1"),
+        ]
+        .into_iter()
+        .map(|(n, a)| (n.to_string(), a.parse().unwrap()))
+        .collect();
+        let steered = Steered {
+            wan: vec!["wan1".into(), "wan2".into(), "lo".into()],
+            fixed: ["192.0.2.7".parse().unwrap()].into_iter().collect(),
+        };
+        let want: HashSet<IpAddr> = ["198.18.1.1", "fd00:18:2::1", "192.0.2.7"]
+            .into_iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(steered.of(&all), want);
+        assert_eq!(own(&all).len(), 5);
     }
 }

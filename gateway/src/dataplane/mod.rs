@@ -232,7 +232,8 @@ impl Gateway {
                 .collect(),
             fixed: config.sas.iter().map(|sa| sa.local).collect(),
         };
-        for a in steered.current() {
+        let all_addresses = netlink::interface_addresses();
+        for a in steered.of(&all_addresses) {
             classifier.add_local_addr(a)?;
         }
 
@@ -299,7 +300,7 @@ impl Gateway {
             stop: AtomicBool::new(false),
             frame_size: config.xsk.frame_size,
             batch: config.batch_size as usize,
-            local: published::Published::new(tun::local_addresses()),
+            local: published::Published::new(addresses::own(&all_addresses)),
             tun,
         });
         let mut threads = Vec::new();

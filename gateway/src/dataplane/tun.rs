@@ -29,7 +29,7 @@ use super::registry::selected;
 use super::worker::Forward;
 use crate::drop::{DropCounters, DropReason};
 use crate::esp::{HEADROOM, SaPath, UdpPorts};
-use crate::netlink::{self, Netlink};
+use crate::netlink::Netlink;
 
 /// `TUNSETIFF` from `linux/if_tun.h`.
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
@@ -411,9 +411,4 @@ fn encapsulate(
         .encapsulate(&path, buf, READ_OFFSET, len)
         .map_err(|e| e.reason())?;
     Ok((e.start, e.len))
-}
-
-/// Every address of every interface of the namespace: packets to these are for the gateway.
-pub(crate) fn local_addresses() -> HashSet<IpAddr> {
-    netlink::all_addresses().into_iter().collect()
 }
