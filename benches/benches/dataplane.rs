@@ -12,8 +12,9 @@
 //! are pinned (the DUT's to CPU 1, the sink's to CPU 0), so the receive work of each side
 //! (XDP, the AF_XDP copy, the kernel's forwarding) is done on its own core and not in the
 //! sender's softirq; the sink's NAPI thread runs `SCHED_FIFO`, so the generator only gets
-//! what the sink leaves of CPU 0 and the sink is never the bottleneck. The DUT's CPU 1 time is read from `/proc/stat` over each window; a rate
-//! "per worker core" is the forwarded rate divided by that CPU's busy share.
+//! what the sink leaves of CPU 0 and the sink is never the bottleneck. The DUT's CPU 1 time
+//! is read from `/proc/stat` over each window; a rate "per worker core" is the forwarded rate
+//! divided by that CPU's busy share.
 //!
 //! The generator sends one prebuilt frame as fast as one core can (AF_PACKET, `sendmmsg` of 64,
 //! qdisc bypass). The sink counts and drops what the DUT sends in an nft `ingress` chain.
@@ -48,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use roamgate_benches::median;
 use roamgate_ebpf::abi::{EndpointRecord, SaRecord, SpiValue};
 use roamgate_ebpf::{
     AttachMode, Cipher, Classifier, Direction, Prefix, STATIC_SA_SLOTS, SaLimits, SaMode, SaSpec,
@@ -633,7 +635,7 @@ impl Bench {
         // the TUN device, and its drops there, take the core from charon): its figure is the
         // best of a sweep of offered rates.
         let frame = udp_frame(self.dut_lan_mac, len, false);
-        let forwarded = |v: &Vec<Sample>| median(v.iter().map(|s| s.forwarded).collect());
+        let forwarded = |v: &Vec<Sample>| median_of(v, |s| s.forwarded);
         let samples = STRONGSWAN_SWEEP
             .into_iter()
             .map(Some)
@@ -762,18 +764,18 @@ fn rss_anon() -> u64 {
         .unwrap_or_else(|| panic!("no RssAnon in /proc/self/status"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// The median of `f` over `samples`.
+fn median_of(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
+    median(&mut samples.iter().map(f).collect::<Vec<_>>())
 }
 
 /// Medians of the samples' offered and forwarded rates, busy share and per-core rate.
 fn summary(samples: &[Sample]) -> (f64, f64, f64, f64) {
     (
-        median(samples.iter().map(|s| s.offered).collect()),
-        median(samples.iter().map(|s| s.forwarded).collect()),
-        median(samples.iter().map(|s| s.busy).collect()),
-        median(samples.iter().map(Sample::per_core).collect()),
+        median_of(samples, |s| s.offered),
+        median_of(samples, |s| s.forwarded),
+        median_of(samples, |s| s.busy),
+        median_of(samples, Sample::per_core),
     )
 }
 
@@ -812,9 +814,9 @@ fn main() {
             2 * (size_of::<SaRecord>() + size_of::<EndpointRecord>() + 8)
         );
         let per = median(
-            (0..3)
+            &mut (0..3)
                 .map(|_| bench.memory_per_child_sa(CHILD_SAS))
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         println!(
             "The gateway process's own memory per CHILD_SA (anonymous RSS growth with {CHILD_SAS} CHILD_SAs, median of 3): {per:.0} B"

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use roamgate_benches::median;
 use roamgate_ebpf::abi::SpiValue;
 use roamgate_ebpf::{AttachMode, Classifier};
 use roamgate_gateway::xsk::{Desc, XskConfig, XskSocket};
@@ -444,11 +445,6 @@ fn run(lab: &mut Lab, mode: Mode, frame_len: usize) -> (f64, f64) {
     (count as f64 / secs, sent as f64 / secs)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let only = |what: &str| {
@@ -492,8 +488,8 @@ fn afxdp() {
                 offered.push(sent);
             }
         }
-        let offered = median(offered);
-        let [a, r, f, s2n_r, s2n_f] = res.map(median);
+        let offered = median(&mut offered);
+        let [a, r, f, s2n_r, s2n_f] = res.map(|mut v| median(&mut v));
         let fmt = |pps: f64| {
             if frame_len == 64 {
                 format!("{:.3} Mpps", pps / 1e6)
@@ -529,6 +525,7 @@ mod site {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
+    use roamgate_benches::median;
     use roamgate_gateway::config::GatewayConfig;
     use roamgate_gateway::dataplane::Gateway;
     use roamgate_lab::Netns;
@@ -645,7 +642,7 @@ remote_ts = ["10.{lpeer}.0.0/24"]
                 offered.push(o);
                 got.push(g);
             }
-            udp[i] = (super::median(offered), super::median(got));
+            udp[i] = (median(&mut offered), median(&mut got));
         }
         let tcp = traffic::iperf3(&lab.lanb.ns, &lab.lana.ns, "10.102.0.2", 3, None, logs)
             .map(|r| r.bits_per_second)
