@@ -571,24 +571,31 @@ fn auth_sections(params: &TunnelParams, local_id: &str, remote_id: &str) -> (Sec
     }
 }
 
+/// A connection between identities `local_id` and `remote_id` with what every lab
+/// connection has: MOBIKE and DPD as `params` say, its IKE proposals and authentication.
+/// The caller adds the addresses and children.
+fn connection(params: &TunnelParams, local_id: &str, remote_id: &str) -> Section {
+    let (local, remote) = auth_sections(params, local_id, remote_id);
+    Section::new()
+        .set("mobike", yes(params.mobike))
+        .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
+        .set("proposals", &params.proposals)
+        .section("local", local)
+        .section("remote", remote)
+}
+
 /// swanctl.conf of a road-warrior client: connection `home` (child `lan`) to the gateway's
 /// addresses `gw_addrs` (most preferred first), asking for the virtual IPs of
 /// [`TunnelParams::vips`], protecting `remote_ts`.
 pub fn road_warrior_client(params: &TunnelParams, gw_addrs: &[String], remote_ts: &str) -> Section {
-    let (local, remote) = auth_sections(params, RW_ID, GW_ID);
     Section::new()
         .section(
             "connections",
             Section::new().section(
                 "home",
-                Section::new()
+                connection(params, RW_ID, GW_ID)
                     .set("remote_addrs", gw_addrs.join(","))
                     .set("vips", &params.vips)
-                    .set("mobike", yes(params.mobike))
-                    .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
-                    .set("proposals", &params.proposals)
-                    .section("local", local)
-                    .section("remote", remote)
                     .section(
                         "children",
                         Section::new().section(
@@ -611,20 +618,14 @@ pub fn road_warrior_gateway(
     local_addrs: &[String],
     local_ts: &str,
 ) -> Section {
-    let (local, remote) = auth_sections(params, GW_ID, RW_ID);
     Section::new()
         .section(
             "connections",
             Section::new().section(
                 "rw",
-                Section::new()
+                connection(params, GW_ID, RW_ID)
                     .set("local_addrs", local_addrs.join(","))
                     .set("pools", "rw_pool")
-                    .set("mobike", yes(params.mobike))
-                    .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
-                    .set("proposals", &params.proposals)
-                    .section("local", local)
-                    .section("remote", remote)
                     .section(
                         "children",
                         Section::new().section(
@@ -666,7 +667,6 @@ pub fn site_to_site(
     remote: &SiteEnd,
     initiate: bool,
 ) -> Section {
-    let (local_auth, remote_auth) = auth_sections(params, &local.id, &remote.id);
     let mut child = Section::new()
         .set("local_ts", &local.ts)
         .set("remote_ts", &remote.ts)
@@ -679,14 +679,9 @@ pub fn site_to_site(
             "connections",
             Section::new().section(
                 "site",
-                Section::new()
+                connection(params, &local.id, &remote.id)
                     .set("local_addrs", &local.addr)
                     .set("remote_addrs", &remote.addr)
-                    .set("mobike", yes(params.mobike))
-                    .set("dpd_delay", format!("{}s", params.dpd_delay.as_secs()))
-                    .set("proposals", &params.proposals)
-                    .section("local", local_auth)
-                    .section("remote", remote_auth)
                     .section("children", Section::new().section("net", child)),
             ),
         )
