@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use lab::*;
 use roamgate_ebpf::abi::SA_MAX;
 use roamgate_ebpf::{
-    Cipher, Direction, Endpoint, EndpointTable, Prefix, STATIC_SA_SLOTS, SaLimits, SaMode, SaSpec,
-    SaTable,
+    Cipher, Direction, Prefix, STATIC_SA_SLOTS, SaLimits, SaMode, SaSpec, SaTable,
 };
 use roamgate_gateway::DropReason;
 use roamgate_lab::traffic;
@@ -88,19 +87,7 @@ fn sas_in_the_last_slots_carry_traffic_beside_thousands_of_others() {
             &spec(SPI2, Direction::Outbound, &KEY2, &lan_a, &host_b),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    EndpointTable::open(pins_a)
-        .and_then(|mut t| {
-            t.update(
-                out_slot,
-                &Endpoint {
-                    local: "198.18.1.1".parse().unwrap(),
-                    remote: "198.18.1.2".parse().unwrap(),
-                    udp: None,
-                    next_hop: None,
-                },
-            )
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+    set_endpoint(pins_a, out_slot, "198.18.1.1", "198.18.1.2");
     let mut table_b = SaTable::open(pins_b).unwrap_or_else(|e| panic!("{e}"));
     table_b
         .install(

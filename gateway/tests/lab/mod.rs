@@ -310,10 +310,16 @@ impl Drop for PacketTap {
 /// Rewrites the endpoint of the outbound SA of the first `[[sa]]` in the pinned endpoint
 /// table, as a MOBIKE UPDATE_SA_ADDRESSES would; returns the endpoint's new generation.
 pub fn move_endpoint(pins: &Path, local: &str, remote: &str) -> u32 {
+    set_endpoint(pins, OUT_SLOT, local, remote)
+}
+
+/// Writes the endpoint of SA slot `slot` (raw ESP, no next hop given); returns the
+/// endpoint's new generation.
+pub fn set_endpoint(pins: &Path, slot: u32, local: &str, remote: &str) -> u32 {
     let mut table = roamgate_ebpf::EndpointTable::open(pins).unwrap_or_else(|e| panic!("{e}"));
     table
         .update(
-            OUT_SLOT,
+            slot,
             &roamgate_ebpf::Endpoint {
                 local: local.parse().unwrap(),
                 remote: remote.parse().unwrap(),
