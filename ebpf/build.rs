@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const CLANG_MISSING: &str =
-    "clang not found: run `cargo xtask deps` as root (installs clang, llvm, libbpf-dev)";
+    "clang not found: run `cargo xtask deps` as root (installs clang and libbpf-dev)";
 
 fn main() -> ExitCode {
     match build() {
@@ -35,7 +35,7 @@ fn build() -> Result<(), String> {
     }
     if !Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
         return Err(
-            "libbpf headers not found (/usr/include/bpf/bpf_helpers.h): run `cargo xtask deps` as root (installs clang, llvm, libbpf-dev)"
+            "libbpf headers not found (/usr/include/bpf/bpf_helpers.h): run `cargo xtask deps` as root (installs clang and libbpf-dev)"
                 .to_string(),
         );
     }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod control;
@@ -35,6 +35,20 @@ enum Command {
         /// Path of the gateway's TOML configuration.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// Print the data plane's worker counters (drop reasons, then forwarding), summed over
+    /// workers, one `name value` line each.
+    Counters {
+        /// The instance's pin directory (the gateway configuration's `pin_dir`).
+        #[arg(long, value_name = "DIR")]
+        pin_dir: PathBuf,
+    },
+    /// Remove the data plane's pinned maps and their directory, after `roamgate gateway` and
+    /// `roamgate control` have stopped: every SA installed in them is gone.
+    Unpin {
+        /// The instance's pin directory (the gateway configuration's `pin_dir`).
+        #[arg(long, value_name = "DIR")]
+        pin_dir: PathBuf,
     },
 }
 
@@ -70,6 +84,14 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some(Command::Gateway { config }) => gateway::run(&config),
+        Some(Command::Counters { pin_dir }) => {
+            for (name, value) in roamgate_gateway::dataplane::counters(&pin_dir)? {
+                println!("{name} {value}");
+            }
+            Ok(())
+        }
+        Some(Command::Unpin { pin_dir }) => roamgate_ebpf::remove_pins(&pin_dir)
+            .with_context(|| format!("removing the pinned maps in {}", pin_dir.display())),
         Some(Command::Control { .. }) => Ok(()),
     }
 }

@@ -16,10 +16,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use roamgate_gateway::dataplane::Forward;
 use roamgate_lab::capture::{count_esp_in_kernel, esp_in_kernel};
 use roamgate_lab::process::Supervised;
-use roamgate_lab::roamgate::{ControlConfig, gateway_toml};
+use roamgate_lab::roamgate::{ControlConfig, dataplane_counters, gateway_toml, unpin};
 use roamgate_lab::scenario::{Fault, strongswan_failover};
 use roamgate_lab::strongswan::{self, Charon, TunnelParams};
 use roamgate_lab::topology::{Options, RoadWarrior};
@@ -191,12 +190,12 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
         "demo: iperf3 TCP road warrior → LAN: {:.0} Mbit/s (bounded by the road warrior's userspace ESP)",
         tcp.bits_per_second / 1e6
     );
-    let counters = roamgate_ebpf::WorkerCounters::open(&pins)?;
+    let counters = dataplane_counters(bin, &pins)?;
     let esp = esp_in_kernel(&topo.gw.ns)?;
     println!(
         "demo: roamgate data plane: {} ESP packets decapsulated, {} encapsulated; ESP that reached the gateway's kernel: {} raw, {} in UDP",
-        counters.total(Forward::Decapsulated.slot()),
-        counters.total(Forward::Encapsulated.slot()),
+        counters.get("decapsulated").copied().unwrap_or(0),
+        counters.get("encapsulated").copied().unwrap_or(0),
         esp.raw,
         esp.in_udp,
     );
@@ -205,7 +204,7 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
     drop(rw);
     control.stop(Duration::from_secs(5));
     gateway.stop(Duration::from_secs(5));
-    let _ = roamgate_ebpf::remove_pins(&pins);
+    unpin(bin, &pins)?;
     if up.received == 0 || down.received == 0 || lost > (up.sent + down.sent) / 100 {
         bail!("traffic through roamgate did not flow: {lost} probes lost; see the logs above");
     }

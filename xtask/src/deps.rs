@@ -1,43 +1,16 @@
-//! `cargo xtask deps`: the Debian packages the build, the demo and the tests need.
+//! `cargo xtask deps`: installs the Debian packages the build, the demo, the tests and the
+//! benchmarks need. The list is `roamgate_lab::packages::PACKAGES` (documented in docs/lab.md).
+//!
+//! `ROAMGATE_DEPS_OMIT=pkg[,pkg…]` leaves packages out, to show what fails without them
+//! (`cargo xtask fresh --omit PKG` sets it inside a clean root).
 
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use roamgate_lab::packages::{self, Package};
 
-/// Every Debian package the project needs, with what it is for.
-pub(crate) const PACKAGES: &[(&str, &str)] = &[
-    ("clang", "compiles the XDP programs (ebpf/build.rs)"),
-    ("llvm", "BPF object tools"),
-    ("libbpf-dev", "BPF helper headers for the XDP programs"),
-    ("linux-libc-dev", "kernel UAPI headers"),
-    ("gcc", "host C for the map ABI check"),
-    ("g++", "libFuzzer, built by the fuzz targets"),
-    (
-        "iproute2",
-        "namespaces, veth, bridges, XDP attach in the lab",
-    ),
-    ("nftables", "the lab's NAT and silent path cuts"),
-    ("strongswan-charon", "the real IKEv2 peer"),
-    ("strongswan-swanctl", "drives the peer"),
-    (
-        "strongswan-pki",
-        "makes the lab's certificates for IKEv2 certificate authentication",
-    ),
-    (
-        "libcharon-extra-plugins",
-        "kernel-libipsec: userspace ESP for the peer",
-    ),
-    ("iperf3", "throughput in the lab"),
-    (
-        "ethtool",
-        "turns off checksum offload on lab hosts behind the AF_XDP gateway",
-    ),
-    ("tshark", "dissects IKEv2 and ESP captures"),
-    ("iputils-ping", "reachability in the lab"),
-    ("prometheus", "scrapes the metrics in the demo and tests"),
-    ("util-linux", "unshare, mount"),
-    ("procps", "process tools"),
-];
+/// The environment variable naming packages to leave out.
+pub(crate) const OMIT_ENV: &str = "ROAMGATE_DEPS_OMIT";
 
 fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
@@ -48,78 +21,106 @@ fn installed(package: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    roamgate_lab::require_root().is_ok()
 }
 
-/// The packages not installed yet.
-pub(crate) fn missing() -> Vec<&'static str> {
-    PACKAGES
+/// The packages to install: every listed one but those named in [`OMIT_ENV`].
+fn wanted() -> Vec<&'static Package> {
+    let omit = std::env::var(OMIT_ENV).unwrap_or_default();
+    let omit: Vec<&str> = omit
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for name in &omit {
+        if !packages::PACKAGES.iter().any(|p| p.name == *name) {
+            println!("deps: warning: {OMIT_ENV} names {name}, which is not in the package list");
+        } else {
+            println!("deps: leaving out {name} ({OMIT_ENV})");
+        }
+    }
+    packages::without(&omit).collect()
+}
+
+/// The wanted packages not installed yet.
+fn missing(wanted: &[&'static Package]) -> Vec<&'static str> {
+    wanted
         .iter()
-        .map(|(p, _)| *p)
+        .map(|p| p.name)
         .filter(|p| !installed(p))
         .collect()
 }
 
-/// Installs what is missing (idempotent: nothing to do is a no-op).
+/// Runs `apt-get args…` non-interactively, failing with the command line.
+pub(crate) fn apt_get(args: &[&str]) -> Result<()> {
+    let status = Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .with_context(|| format!("running apt-get {}", args.join(" ")))?;
+    if !status.success() {
+        bail!(
+            "`apt-get {}` failed ({status}); check the machine's Debian sources",
+            args.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Installs `names` with apt-get when any is missing (as root); `what` says who needs them.
+pub(crate) fn install(names: &[&str], what: &str) -> Result<()> {
+    let missing: Vec<&str> = names.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "{what} needs the Debian packages {} and installing them needs root: run it as root",
+            missing.join(" ")
+        );
+    }
+    println!("==> apt-get install {} ({what})", missing.join(" "));
+    apt_get(&["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    apt_get(&args)?;
+    let still: Vec<&str> = missing.into_iter().filter(|p| !installed(p)).collect();
+    if !still.is_empty() {
+        bail!("still missing after apt-get: {}", still.join(" "));
+    }
+    Ok(())
+}
+
+/// Installs what is missing (idempotent: nothing to do is a no-op); with `check_only`, only
+/// says what is missing and fails if anything is.
 pub(crate) fn run(check_only: bool) -> Result<()> {
-    if which("dpkg-query").is_none() || which("apt-get").is_none() {
+    if !roamgate_lab::cmd::have("dpkg-query") || !roamgate_lab::cmd::have("apt-get") {
         bail!(
             "this machine has no dpkg/apt-get: install the packages listed in docs/lab.md by hand"
         );
     }
-    let missing = missing();
+    let wanted = wanted();
+    let missing = missing(&wanted);
     if missing.is_empty() {
-        println!("deps: all {} Debian packages are installed", PACKAGES.len());
+        println!("deps: all {} Debian packages are installed", wanted.len());
         return Ok(());
     }
     println!("deps: missing {}", missing.join(" "));
     if check_only {
         bail!(
-            "{} Debian packages are missing: run `cargo xtask deps` as root",
-            missing.len()
-        );
-    }
-    if !is_root() {
-        bail!(
-            "{} Debian packages are missing ({}) and installing them needs root: run `sudo -E cargo xtask deps`",
+            "{} Debian packages are missing ({}): run `cargo xtask deps` as root",
             missing.len(),
             missing.join(" ")
         );
     }
-    let status = Command::new("apt-get")
-        .args(["update", "-q"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("running apt-get update")?;
-    if !status.success() {
-        bail!("`apt-get update` failed ({status}); check the machine's Debian sources");
+    if !is_root() {
+        bail!(
+            "{} Debian packages are missing ({}) and installing them needs root: run `cargo xtask deps` as root",
+            missing.len(),
+            missing.join(" ")
+        );
     }
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "-q", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("running apt-get install")?;
-    if !status.success() {
-        bail!("`apt-get install {}` failed ({status})", missing.join(" "));
-    }
-    let still = self::missing();
-    if !still.is_empty() {
-        bail!("still missing after apt-get: {}", still.join(" "));
-    }
+    install(&missing, "the project")?;
     println!("deps: installed {}", missing.join(" "));
     Ok(())
-}
-
-/// The full path of `program` on PATH.
-pub(crate) fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
 }

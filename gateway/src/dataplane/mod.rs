@@ -468,17 +468,25 @@ fn is_link_local(a: &IpAddr) -> bool {
     }
 }
 
-/// Every non-zero worker counter of the data plane pinned under `pin_dir`, summed over
-/// workers, as `name=value` pairs (drop reasons first, then forwarding counters): what an
-/// operator or a failing test wants to see at a glance.
-pub fn counter_summary(pin_dir: &std::path::Path) -> Result<String, roamgate_ebpf::EbpfError> {
+/// Every worker counter of the data plane pinned under `pin_dir`, summed over workers, with
+/// its name: drop reasons first, then forwarding counters.
+pub fn counters(
+    pin_dir: &std::path::Path,
+) -> Result<Vec<(&'static str, u64)>, roamgate_ebpf::EbpfError> {
     let c = WorkerCounters::open(pin_dir)?;
     let drops = crate::DropReason::ALL
         .iter()
         .map(|&r| (r.name(), c.total(r as u32)));
     let forwards = Forward::ALL.iter().map(|&f| (f.name(), c.total(f.slot())));
-    Ok(drops
-        .chain(forwards)
+    Ok(drops.chain(forwards).collect())
+}
+
+/// Every non-zero worker counter of the data plane pinned under `pin_dir`, summed over
+/// workers, as `name=value` pairs (drop reasons first, then forwarding counters): what an
+/// operator or a failing test wants to see at a glance.
+pub fn counter_summary(pin_dir: &std::path::Path) -> Result<String, roamgate_ebpf::EbpfError> {
+    Ok(counters(pin_dir)?
+        .into_iter()
         .filter(|&(_, n)| n != 0)
         .map(|(name, n)| format!("{name}={n}"))
         .collect::<Vec<_>>()

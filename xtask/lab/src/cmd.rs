@@ -4,29 +4,11 @@ use std::process::{Command, Output, Stdio};
 
 use crate::error::{LabError, Result};
 
-/// Which Debian package provides each program the lab runs.
-const PACKAGES: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
-    ("bridge", "iproute2"),
-    ("nft", "nftables"),
-    ("swanctl", "strongswan-swanctl"),
-    ("pki", "strongswan-pki"),
-    ("/usr/lib/ipsec/charon", "strongswan-charon"),
-    ("iperf3", "iperf3"),
-    ("ethtool", "ethtool"),
-    ("ping", "iputils-ping"),
-    ("tshark", "tshark"),
-    ("unshare", "util-linux"),
-    ("prometheus", "prometheus"),
-];
-
-/// The Debian package that provides `program`, for error messages.
+/// The Debian package that provides `program`, for error messages (from
+/// [`crate::packages::PACKAGES`]).
 pub fn package_of(program: &str) -> &'static str {
-    PACKAGES
-        .iter()
-        .find(|(p, _)| *p == program)
-        .map(|(_, pkg)| *pkg)
-        .unwrap_or("see `cargo xtask deps`")
+    crate::packages::package_of(program)
+        .map_or("unknown: add it to xtask/lab/src/packages.rs", |p| p.name)
 }
 
 /// Whether `program` can be run: an absolute path that exists, or a name found on `PATH`.

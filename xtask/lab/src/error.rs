@@ -11,7 +11,9 @@ pub enum LabError {
     )]
     NotRoot,
     /// A program the lab runs is not installed.
-    #[error("`{program}` is not installed ({package}): run `cargo xtask deps` as root")]
+    #[error(
+        "`{program}` is not installed (Debian package {package}): run `cargo xtask deps` as root"
+    )]
     MissingProgram {
         /// The program that was looked for.
         program: String,

@@ -13,6 +13,7 @@ mod error;
 pub mod faults;
 mod lab;
 pub mod netns;
+pub mod packages;
 pub mod packet;
 pub mod pcap;
 pub mod pki;

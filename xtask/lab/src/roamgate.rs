@@ -267,9 +267,52 @@ pub fn gateway_toml(pin_dir: &Path) -> String {
     )
 }
 
+/// The data plane's worker counters, summed over workers, read with `roamgate counters` from
+/// the maps pinned in `pin_dir` (the lab does not link the data plane, so that it builds on a
+/// machine without the XDP toolchain).
+pub fn dataplane_counters(bin: &Path, pin_dir: &Path) -> crate::Result<BTreeMap<String, u64>> {
+    let text = crate::cmd::run_text(
+        &bin.to_string_lossy(),
+        &["counters", "--pin-dir", &pin_dir.to_string_lossy()],
+    )?;
+    parse_counters(&text)
+}
+
+/// `name value` lines, as `roamgate counters` prints them.
+fn parse_counters(text: &str) -> crate::Result<BTreeMap<String, u64>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            line.split_once(' ')
+                .and_then(|(name, value)| Some((name.to_string(), value.trim().parse().ok()?)))
+                .ok_or_else(|| {
+                    crate::LabError::Usage(format!("`roamgate counters` printed {line:?}"))
+                })
+        })
+        .collect()
+}
+
+/// Removes the data plane's maps pinned in `pin_dir` with `roamgate unpin` (both processes
+/// must have stopped).
+pub fn unpin(bin: &Path, pin_dir: &Path) -> crate::Result<()> {
+    crate::cmd::run(
+        &bin.to_string_lossy(),
+        &["unpin", "--pin-dir", &pin_dir.to_string_lossy()],
+    )
+    .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_parse_by_name_and_garbage_is_refused() {
+        let c = parse_counters("replay 3\ndecapsulated 1200\n").unwrap();
+        assert_eq!(c["replay"], 3);
+        assert_eq!(c["decapsulated"], 1200);
+        assert!(parse_counters("replay three\n").is_err());
+    }
 
     #[test]
     fn road_warrior_gateway_renders_swanctl_shaped_toml() {
