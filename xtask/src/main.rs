@@ -6,12 +6,14 @@
 //! | `test` | deps, bpffs, `cargo fmt --check`, `cargo clippy -D warnings`, every test, a short fuzz run |
 //! | `fuzz` | every cargo-fuzz target, for a given time each |
 //! | `demo` | the lab demo: road warrior, gateway, LAN host, live traffic, a failover |
+//! | `fresh` | the README's commands in a clean Debian 12 root made with debootstrap (what CI runs) |
 //! | `bench` | the benchmarks; results go to the terminal and `target/bench-results/` |
 //! | `lab clean` | removes every lab namespace and what runs in it |
 
 mod bench;
 mod demo;
 mod deps;
+mod fresh;
 mod fuzz;
 mod lab;
 mod test;
@@ -53,6 +55,9 @@ enum Task {
     /// Run the lab demo: real strongSwan road warrior with two uplinks, gateway, LAN host,
     /// live traffic, a failover, the measured outage.
     Demo,
+    /// Run the README's commands (or the one after `--`) as root in a clean Debian 12 root:
+    /// debootstrap minbase plus what a new machine of this kind has, nothing else.
+    Fresh(fresh::Args),
     /// Run the benchmarks.
     Bench {
         /// Runs per measurement (the median is reported).
@@ -94,6 +99,7 @@ fn run() -> Result<()> {
         } => test::run(fuzz_seconds, &cargo_args),
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Demo => demo::run(),
+        Task::Fresh(args) => fresh::run(&args),
         Task::Bench { runs } => bench::run(runs),
         Task::Lab { action } => lab::run(action),
     }
