@@ -136,15 +136,34 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         );
         Ok(())
     });
+    // Detach the root and everything on it (/dev is the machine's own, bound in) before any
+    // file under the run's folder is removed.
+    let root = run_dir.join("root");
+    let _ = roamgate_lab::cmd::run("umount", &["-R", "-l", &root.to_string_lossy()]);
     if args.keep {
         println!(
             "fresh: the run's upper layer is kept in {}",
+            run_dir.display()
+        );
+    } else if mounted_under(&run_dir) {
+        println!(
+            "fresh: warning: something is still mounted under {}; not removing it",
             run_dir.display()
         );
     } else {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     result
+}
+
+/// Whether any mount point of this process's mount namespace lies under `dir`.
+fn mounted_under(dir: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    info.lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .any(|mount_point| Path::new(mount_point).starts_with(dir))
 }
 
 /// `git args…` in `repo`, its trimmed standard output.
@@ -457,7 +476,7 @@ fn run_inside(
     use std::io::BufRead;
     let mut cmd = Command::new("chroot");
     cmd.arg(root)
-        .args(["/bin/sh", "-c", &format!("cd {CHECKOUT} && exec {command}")])
+        .args(["/bin/sh", "-c", &format!("cd {CHECKOUT} && {command}")])
         .env_clear()
         .env("HOME", "/root")
         .env(

@@ -122,7 +122,7 @@ pub const PACKAGES: &[Package] = &[
     },
     Package {
         name: "util-linux",
-        provides: &["unshare", "nsenter", "setpriv", "mount"],
+        provides: &["unshare", "nsenter", "setpriv", "mount", "umount"],
         why: "one charon per namespace, processes in namespaces, dropping root in tests",
     },
     Package {
