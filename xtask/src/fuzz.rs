@@ -4,7 +4,9 @@
 //! own `[workspace]`. They run on the stable toolchain with `-s none` (the address sanitizer
 //! needs nightly, which the build machines do not have; the fuzzed code has no `unsafe`).
 //! Seeds in `fuzz/seeds/<target>/` are read, never written; the corpus grows in
-//! `target/fuzz-corpus/`. A crash fails the run and leaves its input in `fuzz/artifacts/`.
+//! `target/fuzz-corpus/`. A target that does not build is a build failure; a crash fails the run
+//! and leaves its input in `fuzz/artifacts/`; a fuzz crate's `Cargo.lock` that a build rewrites
+//! is a failure too (the fuzz crates are also checked by fmt and `clippy --locked`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +16,25 @@ use anyhow::{Context, Result, bail};
 use crate::workspace_root;
 
 /// The crates that carry a `fuzz/` folder.
-const FUZZED: &[&str] = &["control", "gateway", "ebpf"];
+const FUZZED: &[&str] = &["control", "gateway"];
+
+/// The folders of the crates with a `fuzz/` crate beside their sources.
+pub(crate) fn crates() -> Vec<PathBuf> {
+    let root = workspace_root();
+    FUZZED
+        .iter()
+        .map(|k| root.join(k))
+        .filter(|k| k.join("fuzz/Cargo.toml").is_file())
+        .collect()
+}
+
+/// A fuzzed crate's short name (its folder's).
+pub(crate) fn name(krate: &Path) -> String {
+    krate
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
 
 fn cargo_fuzz_installed() -> bool {
     Command::new("cargo")
@@ -40,10 +60,10 @@ fn ensure_cargo_fuzz() -> Result<()> {
 }
 
 /// Every (crate folder, target name) pair.
-fn targets(root: &Path) -> Vec<(PathBuf, String)> {
+fn targets() -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
-    for krate in FUZZED {
-        let dir = root.join(krate).join("fuzz").join("fuzz_targets");
+    for krate in crates() {
+        let dir = krate.join("fuzz").join("fuzz_targets");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -55,24 +75,59 @@ fn targets(root: &Path) -> Vec<(PathBuf, String)> {
             })
             .collect();
         names.sort();
-        out.extend(names.into_iter().map(|n| (root.join(krate), n)));
+        out.extend(names.into_iter().map(|n| (krate.clone(), n)));
     }
     out
 }
 
-/// Runs every fuzz target for `seconds`.
-pub(crate) fn run(seconds: u64) -> Result<()> {
+/// One fuzz target that did not pass.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The check's name (`fuzz control/decode_message`).
+    pub(crate) check: String,
+    /// Why: a build failure or a crash, with where the input is.
+    pub(crate) reason: String,
+}
+
+/// Runs every fuzz target for `seconds`; a target that does not build is reported as a build
+/// failure, one that crashes with the place of its input. Each fuzz crate's `Cargo.lock` must
+/// be current (`--locked`): a run never rewrites it.
+pub(crate) fn run(seconds: u64) -> Result<Vec<Failure>> {
     ensure_cargo_fuzz()?;
     let root = workspace_root();
-    let targets = targets(&root);
+    let targets = targets();
     if targets.is_empty() {
         bail!("no fuzz targets found under {FUZZED:?}/fuzz/fuzz_targets");
     }
+    let mut failures = Vec::new();
     for (krate, target) in targets {
-        let name = krate
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let name = name(&krate);
+        let check = format!("fuzz {name}/{target}");
+        // cargo fuzz has no --locked: the lock file is compared before and after instead.
+        let lock = krate.join("fuzz/Cargo.lock");
+        let lock_before = std::fs::read(&lock).ok();
+        println!("==> cargo fuzz build -s none {target} ({name}/fuzz)");
+        let status = Command::new("cargo")
+            .current_dir(&krate)
+            .args(["fuzz", "build", "-s", "none", &target])
+            .status()
+            .context("running cargo fuzz build")?;
+        if !status.success() {
+            failures.push(Failure {
+                check,
+                reason: format!("did not build ({status}); see the compiler's output above"),
+            });
+            continue;
+        }
+        if std::fs::read(&lock).ok() != lock_before {
+            failures.push(Failure {
+                check: format!("{check} (Cargo.lock)"),
+                reason: format!(
+                    "{} was stale: building rewrote it; commit the rewritten file",
+                    lock.display()
+                ),
+            });
+        }
         let corpus = root
             .join("target/fuzz-corpus")
             .join(format!("{name}-{target}"));
@@ -94,11 +149,14 @@ pub(crate) fn run(seconds: u64) -> Result<()> {
         ]);
         let status = cmd.status().context("running cargo fuzz")?;
         if !status.success() {
-            bail!(
-                "fuzz target {name}/{target} failed ({status}): the crashing input is in {}/fuzz/artifacts/{target}/",
-                krate.display()
-            );
+            failures.push(Failure {
+                check,
+                reason: format!(
+                    "crashed ({status}): the crashing input is in {}/fuzz/artifacts/{target}/",
+                    krate.display()
+                ),
+            });
         }
     }
-    Ok(())
+    Ok(failures)
 }

@@ -97,7 +97,18 @@ fn run() -> Result<()> {
             fuzz_seconds,
             cargo_args,
         } => test::run(fuzz_seconds, &cargo_args),
-        Task::Fuzz { seconds } => fuzz::run(seconds),
+        Task::Fuzz { seconds } => {
+            let failures = fuzz::run(seconds)?;
+            for f in &failures {
+                eprintln!("{}: {}", f.check, f.reason);
+            }
+            anyhow::ensure!(
+                failures.is_empty(),
+                "{} fuzz target(s) failed",
+                failures.len()
+            );
+            Ok(())
+        }
         Task::Demo => demo::run(),
         Task::Fresh(args) => fresh::run(&args),
         Task::Bench { runs } => bench::run(runs),

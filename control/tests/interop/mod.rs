@@ -28,7 +28,8 @@ use roamgate_lab::{Lab, Netns};
 pub struct Roamgate {
     pub handle: DaemonHandle,
     pub sink: Arc<Mutex<MemorySaSink>>,
-    thread: Option<JoinHandle<()>>,
+    /// The daemon's thread: its error, if `run` returned one.
+    thread: Option<JoinHandle<Result<(), String>>>,
     pub log: std::path::PathBuf,
 }
 
@@ -74,10 +75,11 @@ impl Roamgate {
             .finish();
         let thread = std::thread::spawn(move || {
             tracing::subscriber::with_default(subscriber, || {
-                if let Err(e) = daemon.run() {
+                daemon.run().map_err(|e| {
                     tracing::error!(error = %e, "daemon stopped");
-                }
-            });
+                    e.to_string()
+                })
+            })
         });
         Roamgate {
             handle,
@@ -88,7 +90,19 @@ impl Roamgate {
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        self.assert_running();
         self.handle.snapshot()
+    }
+
+    /// Fails the test when the daemon's thread has ended (an error or a panic) while the
+    /// test still uses it.
+    pub fn assert_running(&self) {
+        if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            panic!(
+                "the roamgate daemon stopped while the test ran; log: {}",
+                self.log.display()
+            );
+        }
     }
 
     /// Waits until an established IKE SA with at least one CHILD_SA exists.
@@ -118,8 +132,23 @@ impl Roamgate {
 impl Drop for Roamgate {
     fn drop(&mut self) {
         self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(t) = self.thread.take() else {
+            return;
+        };
+        let outcome = t.join();
+        if std::thread::panicking() {
+            return;
+        }
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!(
+                "the roamgate daemon stopped with an error: {e}; log: {}",
+                self.log.display()
+            ),
+            Err(_) => panic!(
+                "the roamgate daemon's thread panicked; log: {}",
+                self.log.display()
+            ),
         }
     }
 }

@@ -233,7 +233,7 @@ impl ProbeStream {
         std::thread::sleep(Duration::from_millis(200));
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(r) = self.receiver.take() {
-            let _ = r.join();
+            r.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         }
         let arrivals = std::mem::take(&mut *self.shared.arrivals.lock().expect("probe lock"));
         analyse(
