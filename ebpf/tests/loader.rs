@@ -70,6 +70,7 @@ fn a_pinned_map_of_another_layout_is_refused_with_a_clear_sentence() {
     std::fs::create_dir_all(dir.path()).unwrap();
     // An spi_index with 4-byte values, as an older or newer build might have left it.
     let pin = dir.path().join("spi_index");
+    roamgate_lab::cmd::require("bpftool").unwrap_or_else(|e| panic!("{e}"));
     let out = std::process::Command::new("bpftool")
         .args(["map", "create"])
         .arg(&pin)
@@ -86,7 +87,7 @@ fn a_pinned_map_of_another_layout_is_refused_with_a_clear_sentence() {
             "spi_index",
         ])
         .output()
-        .expect("bpftool is needed (apt-get install bpftool)");
+        .expect("bpftool runs");
     assert!(
         out.status.success(),
         "{}",

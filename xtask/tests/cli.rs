@@ -46,3 +46,45 @@ fn deps_check_lists_nothing_missing_after_deps() {
     );
     assert!(stdout.contains("are installed"), "{stdout}");
 }
+
+/// `cargo xtask` must build on a machine that has only the Rust toolchain and a C compiler,
+/// so that `cargo xtask deps` can install the rest: it links none of the crates whose builds
+/// need clang and libbpf (the XDP object) or anything else the project installs.
+#[test]
+fn xtask_links_nothing_that_needs_the_packages_it_installs() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--locked",
+            "-p",
+            "xtask",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    for forbidden in [
+        "roamgate-ebpf",
+        "roamgate-gateway",
+        "roamgate-control",
+        "aya",
+        "aws-lc-sys",
+    ] {
+        assert!(
+            !tree
+                .lines()
+                .any(|l| l.starts_with(&format!("{forbidden} "))),
+            "xtask depends on {forbidden}, whose build needs packages `cargo xtask deps` installs:\n{tree}"
+        );
+    }
+}
