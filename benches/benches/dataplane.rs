@@ -37,26 +37,34 @@
 //!   core from charon), so its row is the best of the generator at full speed and at 25k, 50k,
 //!   100k and 200k frames/s.
 //!
-//! Then the data plane's memory per CHILD_SA: the pinned maps' share, and the gateway process's
-//! own (anonymous resident memory growth with 20 000 CHILD_SAs in the workers' snapshot).
+//! Then the data plane's memory per CHILD_SA: the pinned maps' share (from the map ABI, checked
+//! against the maps the kernel holds), and the gateway's own: the heap bytes that stay live
+//! with 20 000 CHILD_SAs in the workers' snapshot, counted by this benchmark's global allocator
+//! (the gateway runs in this process). Resident memory growth would not do: this process
+//! freed memory in the forwarding part, and the allocator reuses it without growing.
+//! The memory part fails (non-zero exit) when a figure is impossible: below the records each
+//! CHILD_SA must hold, or absurdly large.
 //!
 //! Needs root, bpffs and strongSwan: `cargo bench -p roamgate-benches --bench dataplane`
 //! (`-- forwarding` or `-- memory` for one part).
 //! `ROAMGATE_BENCH_RUNS` windows of 1 s per DUT and size (default 5); medians.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use roamgate_benches::median;
-use roamgate_ebpf::abi::{EndpointRecord, SaRecord, SpiValue};
+use roamgate_benches::{Counting, Live, median};
+use roamgate_ebpf::abi::{self, EndpointRecord, SaRecord, SpiValue};
 use roamgate_ebpf::{
     AttachMode, Cipher, Classifier, Direction, Prefix, STATIC_SA_SLOTS, SaLimits, SaMode, SaSpec,
     SaTable, WorkerCounters,
 };
 use roamgate_gateway::DropReason;
 use roamgate_gateway::config::GatewayConfig;
+use roamgate_gateway::dataplane::registry::{InboundEntry, OutboundEntry};
 use roamgate_gateway::dataplane::{Forward, Gateway};
 use roamgate_gateway::esp::{HEADROOM, Lifetime, Mode, OutboundSa, OuterPolicy, SaConfig, SaPath};
 use roamgate_gateway::xsk::{Desc, XskConfig, XskSocket};
@@ -78,6 +86,20 @@ const KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
 const STRONGSWAN_SWEEP: [f64; 4] = [25e3, 50e3, 100e3, 200e3];
 /// The inbound SPI of the decapsulating gateway.
 const SPI_IN: u32 = 45057;
+/// CHILD_SAs installed to measure the memory per CHILD_SA.
+const CHILD_SAS: u32 = 20_000;
+/// The most heap a CHILD_SA may plausibly take: four pages, about eight times its two
+/// entries ([`heap_floor`]: expanded keys, replay window, counters), which leaves room for the
+/// selectors, the index and hash-map slots and the snapshot's copy of the maps. More means
+/// the count holds something that is not the SAs' (a snapshot kept per change, a leak per
+/// install).
+const HEAP_PER_CHILD_SA_MAX: f64 = 16384.0;
+/// The pinned maps with one value per SA slot.
+const PER_SLOT_MAPS: [&str; 3] = [abi::maps::SA_TABLE, abi::maps::ENDPOINTS, abi::maps::SA_SEQ];
+
+/// Every heap allocation of this process, the gateway's included, is counted.
+#[global_allocator]
+static HEAP: Counting = Counting::new();
 
 /// What one window measured.
 #[derive(Clone, Copy, Debug)]
@@ -535,11 +557,13 @@ impl Bench {
         samples
     }
 
-    /// The gateway's own memory per CHILD_SA: its anonymous resident memory (heap: expanded
-    /// keys, replay windows, the workers' snapshot) before and after `n` CHILD_SAs (two slots
-    /// each, a /32 prefix per outbound SA) are in the workers' snapshot. The pinned maps are
-    /// counted apart (they are allocated up front for every slot).
-    fn memory_per_child_sa(&self, n: u32) -> f64 {
+    /// The gateway's own memory per CHILD_SA: the heap it holds (expanded keys, replay
+    /// windows, the sync thread's tables, the workers' snapshot) before and after `n`
+    /// CHILD_SAs (two slots each, a /32 prefix per outbound SA) are in the workers' snapshot,
+    /// as this process's counting allocator sees it. The pinned maps are counted apart (they
+    /// are allocated up front for every slot); they are checked here against the kernel's
+    /// view while the gateway holds them. Fails when a figure is impossible.
+    fn memory_per_child_sa(&self, n: u32) -> Result<MemorySample, String> {
         let pins = pin_dir("memory");
         let config = gateway_config(
             &pins,
@@ -561,8 +585,9 @@ impl Bench {
             }
         };
         settled(1);
-        let before = rss_anon();
+        // Opened before the first reading: the table's own allocations are the benchmark's.
         let mut table = must(SaTable::open(&pins));
+        let before = heap_at_rest();
         let key = [0x5au8; 20];
         for i in 0..n {
             let remote = [must(Prefix::new(
@@ -592,11 +617,18 @@ impl Bench {
             }
         }
         settled(n as usize + 1);
-        let after = rss_anon();
+        let after = heap_at_rest();
+        let pinned = check_pinned(&pins, n);
         drop(gateway);
         drop(table);
         remove_pins(&pins);
-        after.saturating_sub(before) as f64 / f64::from(n)
+        let sample = MemorySample {
+            heap_bytes: (after.bytes as f64 - before.bytes as f64) / f64::from(n),
+            heap_blocks: (after.blocks as f64 - before.blocks as f64) / f64::from(n),
+            pinned: pinned?,
+        };
+        check_heap(&sample)?;
+        Ok(sample)
     }
 
     fn strongswan(&self, len: usize) -> Vec<Sample> {
@@ -752,16 +784,218 @@ fn remove_pins(pins: &Path) {
     }
 }
 
-/// This process's anonymous resident memory in bytes (`RssAnon` of /proc/self/status).
-fn rss_anon() -> u64 {
-    let status = must(std::fs::read_to_string("/proc/self/status"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .unwrap_or_else(|| panic!("no RssAnon in /proc/self/status"))
+/// What one measurement of the memory per CHILD_SA found.
+#[derive(Clone, Copy, Debug)]
+struct MemorySample {
+    /// Heap bytes the gateway holds per CHILD_SA.
+    heap_bytes: f64,
+    /// Heap blocks the gateway holds per CHILD_SA.
+    heap_blocks: f64,
+    /// The per-slot pinned maps as the kernel holds them.
+    pinned: PinnedMaps,
+}
+
+/// The per-slot pinned maps ([`PER_SLOT_MAPS`]) as the kernel reports them.
+#[derive(Clone, Copy, Debug)]
+struct PinnedMaps {
+    /// Bytes per CHILD_SA: two slots of each map's value, 8-byte aligned as the kernel lays
+    /// out array elements.
+    per_child_sa: usize,
+    /// Slots in each map.
+    slots: usize,
+    /// What the kernel charges for the three maps (`memlock`).
+    memlock: usize,
+}
+
+/// The heap at rest: the smallest of ten readings 20 ms apart, after a pause, so that what a
+/// thread allocates and frees at once (a worker's poll list, a netlink read) is not counted,
+/// nor a snapshot a worker has not yet let go of (workers look again every 10 ms at most).
+fn heap_at_rest() -> Live {
+    std::thread::sleep(Duration::from_millis(200));
+    (0..10)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            HEAP.live()
+        })
+        .min_by_key(|l| l.bytes)
+        .unwrap()
+}
+
+/// The pinned-map bytes per CHILD_SA the map ABI gives: two slots of each per-slot value.
+fn abi_pinned_per_child_sa() -> usize {
+    2 * PER_SLOT_MAPS
+        .iter()
+        .map(|m| abi_value_size(m))
+        .sum::<usize>()
+}
+
+/// The value size of map `name` in the map ABI.
+fn abi_value_size(name: &str) -> usize {
+    abi::MAPS
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no map {name} in the map ABI"))
+        .value
+        .1
+}
+
+/// Checks the pinned-map figure against the maps pinned in `pins`: each per-slot map's value
+/// size is the ABI's, the three have the same number of slots and room for `n` CHILD_SAs
+/// above the static ones, and the kernel charges at least a value per slot for each; the
+/// figure the kernel's value sizes give must be the ABI's.
+fn check_pinned(pins: &Path, n: u32) -> Result<PinnedMaps, String> {
+    let mut per_slot = 0;
+    let mut memlock = 0;
+    let mut slots = None;
+    for name in PER_SLOT_MAPS {
+        let path = pins.join(name);
+        let map = kernel_map(&path)?;
+        let want = abi_value_size(name);
+        if map.value_size != want {
+            return Err(format!(
+                "the pinned map {} has {} B values, the map ABI {want} B: the pinned-map figure \
+                 per CHILD_SA would be wrong",
+                path.display(),
+                map.value_size
+            ));
+        }
+        let stride = map.value_size.div_ceil(8) * 8;
+        if map.memlock < stride * map.max_entries {
+            return Err(format!(
+                "the kernel charges {} B for {}, less than its {} slots of {stride} B: \
+                 impossible",
+                map.memlock,
+                path.display(),
+                map.max_entries
+            ));
+        }
+        if *slots.get_or_insert(map.max_entries) != map.max_entries {
+            return Err(format!(
+                "{} has {} slots, the SA table {slots:?}: the per-slot maps disagree",
+                path.display(),
+                map.max_entries
+            ));
+        }
+        per_slot += stride;
+        memlock += map.memlock;
+    }
+    let slots = slots.unwrap_or(0);
+    let needed = (STATIC_SA_SLOTS + 2 * n) as usize;
+    if slots < needed {
+        return Err(format!(
+            "the per-slot maps have {slots} slots, fewer than the {needed} the {n} CHILD_SAs \
+             were installed in"
+        ));
+    }
+    let per_child_sa = 2 * per_slot;
+    let from_abi = abi_pinned_per_child_sa();
+    if per_child_sa != from_abi || per_child_sa < 2 * size_of::<SaRecord>() {
+        return Err(format!(
+            "the pinned maps hold {per_child_sa} B per CHILD_SA as the kernel lays them out, \
+             the map ABI says {from_abi} B: the pinned-map figure is wrong"
+        ));
+    }
+    Ok(PinnedMaps {
+        per_child_sa,
+        slots,
+        memlock,
+    })
+}
+
+/// The heap a CHILD_SA must hold at least: its inbound and outbound entries.
+fn heap_floor() -> usize {
+    size_of::<InboundEntry>() + size_of::<OutboundEntry>()
+}
+
+/// Fails when the heap per CHILD_SA is impossible: below the inbound and outbound entries
+/// (each in its own block) every CHILD_SA must hold, or above [`HEAP_PER_CHILD_SA_MAX`].
+fn check_heap(sample: &MemorySample) -> Result<(), String> {
+    let floor = heap_floor();
+    let (bytes, blocks) = (sample.heap_bytes, sample.heap_blocks);
+    if bytes < floor as f64 {
+        return Err(format!(
+            "the gateway's heap grew by {bytes:.0} B per CHILD_SA, less than the {floor} B of \
+             the inbound and outbound entries each CHILD_SA must hold: the measurement is \
+             wrong, not the gateway's memory"
+        ));
+    }
+    if blocks < 2.0 {
+        return Err(format!(
+            "the gateway's heap holds {blocks:.2} more blocks per CHILD_SA, fewer than the \
+             two entries each CHILD_SA must hold: the measurement is wrong"
+        ));
+    }
+    if bytes > HEAP_PER_CHILD_SA_MAX {
+        return Err(format!(
+            "the gateway's heap grew by {bytes:.0} B per CHILD_SA, more than the \
+             {HEAP_PER_CHILD_SA_MAX:.0} B any CHILD_SA plausibly takes: the count holds \
+             something that is not the SAs'"
+        ));
+    }
+    Ok(())
+}
+
+/// A map pinned at `path` as the kernel reports it (`/proc/self/fdinfo` of a descriptor of
+/// it).
+#[derive(Clone, Copy, Debug)]
+struct KernelMap {
+    value_size: usize,
+    max_entries: usize,
+    memlock: usize,
+}
+
+fn kernel_map(path: &Path) -> Result<KernelMap, String> {
+    /// `union bpf_attr` as `BPF_OBJ_GET` reads it (the rest must be zero).
+    #[repr(C)]
+    struct ObjGet {
+        pathname: u64,
+        bpf_fd: u32,
+        file_flags: u32,
+        path_fd: i32,
+        pad: u32,
+    }
+    const BPF_OBJ_GET: libc::c_long = 7;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("{} holds a NUL", path.display()))?;
+    let attr = ObjGet {
+        pathname: name.as_ptr() as u64,
+        bpf_fd: 0,
+        file_flags: 0,
+        path_fd: 0,
+        pad: 0,
+    };
+    // SAFETY: `attr` is a valid `BPF_OBJ_GET` argument of the size passed, and the path it
+    // points to lives until the call returns.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            &attr as *const ObjGet,
+            size_of::<ObjGet>(),
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "opening the pinned map {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: the kernel just returned this new descriptor, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .map_err(|e| format!("reading the fdinfo of {}: {e}", path.display()))?;
+    let field = |key: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .ok_or_else(|| format!("no {key} in the fdinfo of {}: {info}", path.display()))
+    };
+    Ok(KernelMap {
+        value_size: field("value_size")?,
+        max_entries: field("max_entries")?,
+        memlock: field("memlock")?,
+    })
 }
 
 /// The median of `f` over `samples`.
@@ -787,7 +1021,7 @@ fn rate(len: usize, pps: f64) -> String {
     }
 }
 
-fn main() {
+fn main() -> ExitCode {
     let runs = std::env::var("ROAMGATE_BENCH_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -805,23 +1039,49 @@ fn main() {
     if only("forwarding") {
         forwarding(&bench, runs);
     }
-    if only("memory") {
-        const CHILD_SAS: u32 = 20_000;
-        println!(
-            "Data-plane memory per CHILD_SA: 2 slots × ({} B SA record + {} B endpoint + 8 B sequence) = {} B in the pinned maps",
-            size_of::<SaRecord>(),
-            size_of::<EndpointRecord>(),
-            2 * (size_of::<SaRecord>() + size_of::<EndpointRecord>() + 8)
-        );
-        let per = median(
-            &mut (0..3)
-                .map(|_| bench.memory_per_child_sa(CHILD_SAS))
-                .collect::<Vec<_>>(),
-        );
-        println!(
-            "The gateway process's own memory per CHILD_SA (anonymous RSS growth with {CHILD_SAS} CHILD_SAs, median of 3): {per:.0} B"
-        );
+    if only("memory")
+        && let Err(e) = memory(&bench)
+    {
+        eprintln!("The data plane's memory per CHILD_SA cannot be right: {e}.");
+        return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
+}
+
+/// The memory per CHILD_SA: the pinned maps' share, then the gateway's heap, three times.
+fn memory(bench: &Bench) -> Result<(), String> {
+    println!(
+        "Data-plane memory per CHILD_SA: 2 slots × ({} B SA record + {} B endpoint + {} B sequence) = {} B in the pinned maps",
+        size_of::<SaRecord>(),
+        size_of::<EndpointRecord>(),
+        abi_value_size(abi::maps::SA_SEQ),
+        abi_pinned_per_child_sa()
+    );
+    let mut samples = Vec::new();
+    for run in 1..=3 {
+        let sample = bench.memory_per_child_sa(CHILD_SAS)?;
+        println!(
+            "measurement {run}: heap {:.1} B in {:.2} blocks per CHILD_SA (accepted: {} to {HEAP_PER_CHILD_SA_MAX:.0} B)",
+            sample.heap_bytes,
+            sample.heap_blocks,
+            heap_floor()
+        );
+        samples.push(sample);
+    }
+    let pinned = samples[0].pinned;
+    println!(
+        "Checked against the kernel: {} B per CHILD_SA in {} slots of the three maps, {:.1} MiB charged for them in all",
+        pinned.per_child_sa,
+        pinned.slots,
+        pinned.memlock as f64 / f64::from(1 << 20)
+    );
+    let pick = |f: fn(&MemorySample) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
+    println!(
+        "The gateway process's own memory per CHILD_SA (heap bytes live with {CHILD_SAS} CHILD_SAs in the workers' snapshot, counted by the global allocator, median of 3): {:.0} B in {:.2} blocks",
+        pick(|s| s.heap_bytes),
+        pick(|s| s.heap_blocks)
+    );
+    Ok(())
 }
 
 /// The per-core table: every DUT at both frame sizes, then the ratios.

@@ -286,12 +286,13 @@ fn usage(pid: u32) -> Result<(Duration, u64)> {
     // SAFETY: sysconf only reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    // No VmRSS (the process has exited) is an error, not 0 B.
     let rss_kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .with_context(|| format!("process {pid} has no VmRSS: has it exited?"))?;
     Ok((
         Duration::from_secs_f64(ticks as f64 / hz as f64),
         rss_kib * 1024,
@@ -316,11 +317,20 @@ fn measure(load_ns: &Netns, local: Ipv4Addr, target: Ipv4Addr, pid: u32) -> Resu
     if load.failed > 0 {
         eprintln!("{} handshakes failed", load.failed);
     }
+    // A fresh responder per run, so its growth is its own; it cannot hold thousands of SAs
+    // in no memory at all.
+    if rss1 <= rss0 {
+        bail!(
+            "the responder's VmRSS did not grow ({rss0} B, then {rss1} B) while it took on {} \
+             IKE SAs: 0 B per IKE SA is impossible, the measurement is wrong",
+            load.established
+        );
+    }
     let n = load.established as f64;
     Ok(Figures {
         rate: n / load.elapsed.as_secs_f64(),
         cpu_us: (cpu1 - cpu0).as_secs_f64() * 1e6 / n,
-        bytes_per_sa: rss1.saturating_sub(rss0) as f64 / n,
+        bytes_per_sa: (rss1 - rss0) as f64 / n,
     })
 }
 
