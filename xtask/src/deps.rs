@@ -67,24 +67,30 @@ pub(crate) fn apt_get(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Installs `names` with apt-get when any is missing (as root); `what` says who needs them.
+/// Installs those of `names` that are missing (as root); `what` is the command that needs
+/// them, named in the error when this process is not root.
 pub(crate) fn install(names: &[&str], what: &str) -> Result<()> {
     let missing: Vec<&str> = names.iter().copied().filter(|p| !installed(p)).collect();
+    install_missing(&missing, what)
+}
+
+/// Installs `missing`, packages known not to be installed.
+fn install_missing(missing: &[&str], what: &str) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
     if !is_root() {
         bail!(
-            "{what} needs the Debian packages {} and installing them needs root: run it as root",
+            "{what} needs the Debian packages {} and installing them needs root: run {what} as root",
             missing.join(" ")
         );
     }
     println!("==> apt-get install {} ({what})", missing.join(" "));
     apt_get(&["update", "-q"])?;
     let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(&missing);
+    args.extend(missing);
     apt_get(&args)?;
-    let still: Vec<&str> = missing.into_iter().filter(|p| !installed(p)).collect();
+    let still: Vec<&str> = missing.iter().copied().filter(|p| !installed(p)).collect();
     if !still.is_empty() {
         bail!("still missing after apt-get: {}", still.join(" "));
     }
@@ -113,14 +119,7 @@ pub(crate) fn run(check_only: bool) -> Result<()> {
             missing.join(" ")
         );
     }
-    if !is_root() {
-        bail!(
-            "{} Debian packages are missing ({}) and installing them needs root: run `cargo xtask deps` as root",
-            missing.len(),
-            missing.join(" ")
-        );
-    }
-    install(&missing, "the project")?;
+    install_missing(&missing, "`cargo xtask deps`")?;
     println!("deps: installed {}", missing.join(" "));
     Ok(())
 }
