@@ -1,6 +1,9 @@
 //! `roamgate control --config FILE`: the control process (IKEv2 daemon) in the foreground.
-//! Negotiated CHILD_SAs go into the data plane's pinned maps under `daemon.bpf_pin_dir`
-//! (`roamgate gateway` must be running), or, with `--no-dataplane`, nowhere but the log.
+//! Negotiated CHILD_SAs go into the data plane's pinned maps under `daemon.bpf_pin_dir`, or,
+//! with `--no-dataplane`, nowhere but the log. It may start before `roamgate gateway`: it
+//! waits up to `daemon.dataplane_wait` for the gateway's readiness marker, then opens the
+//! maps. Under systemd (`Type=notify`) it sends `READY=1` once its IKE sockets are bound and
+//! the maps are open.
 //! SIGHUP re-reads the file and keeps every SA; SIGTERM or SIGINT deletes the IKE SAs and
 //! exits. A configuration that does not load exits non-zero with
 //! `error: <file>:<line>: <key>: <reason>` (the line when it is known).
@@ -10,10 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use roamgate_control::config::ConfigError;
 use roamgate_control::daemon::config::{Loaded, load_full};
-use roamgate_control::daemon::signals::Signals;
+use roamgate_control::daemon::signals::{SignalRequest, Signals};
 use roamgate_control::daemon::{ConfigLoader, Daemon};
 use roamgate_control::engine::{MemorySaSink, SaSink};
-use roamgate_control::pinned_sink::PinnedMapSink;
+use roamgate_control::pinned_sink::{OpenError, PinnedMapSink};
 
 /// Why the control process did not run.
 #[derive(Debug)]
@@ -72,6 +75,7 @@ pub(crate) fn run(path: &Path, dataplane: bool) -> Result<(), Failure> {
         tracing::warn!("{}: {setting}", path.display());
     }
     let pin_dir = loaded.bpf_pin_dir.clone();
+    let dataplane_wait = loaded.dataplane_wait;
     let file: PathBuf = path.to_owned();
     let mut first = Some(loaded);
     let loader: ConfigLoader = Box::new(move || {
@@ -82,17 +86,46 @@ pub(crate) fn run(path: &Path, dataplane: bool) -> Result<(), Failure> {
         Ok((loaded.settings, loaded.engine))
     });
     let sink: Box<dyn SaSink + Send> = if dataplane {
-        Box::new(
-            PinnedMapSink::open(&pin_dir)
-                .with_context(|| {
-                    format!(
-                        "opening the data plane's maps in {} (is `roamgate gateway` running? \
-                         --no-dataplane runs IKE alone)",
-                        pin_dir.display()
-                    )
-                })
-                .map_err(Failure::Other)?,
-        )
+        // SIGTERM and SIGINT are blocked (they arrive through `signals`): look for them while
+        // waiting, so a control process that waits can still be stopped.
+        let stop = || loop {
+            match signals.next() {
+                Ok(Some(SignalRequest::Stop)) => return true,
+                Ok(Some(SignalRequest::Reload)) => {
+                    tracing::info!(
+                        "SIGHUP while waiting for the data plane: nothing to reload yet"
+                    );
+                }
+                Ok(None) => return false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the signal descriptor");
+                    return false;
+                }
+            }
+        };
+        match PinnedMapSink::open_when_ready(&pin_dir, dataplane_wait, stop) {
+            Ok((sink, ready)) => {
+                tracing::info!(
+                    pin_dir = %pin_dir.display(),
+                    gateway_pid = ready.pid,
+                    workers = ready.workers,
+                    "data plane ready: opened its maps"
+                );
+                Box::new(sink)
+            }
+            Err(OpenError::Stopped { .. }) => {
+                tracing::info!("stopped while waiting for the data plane");
+                return Ok(());
+            }
+            Err(OpenError::Ebpf(e)) => {
+                return Err(Failure::Other(anyhow::Error::new(e).context(format!(
+                    "opening the data plane's maps in {} (is `roamgate gateway` running? \
+                     --no-dataplane runs IKE alone)",
+                    pin_dir.display()
+                ))));
+            }
+            Err(e) => return Err(Failure::Other(e.into())),
+        }
     } else {
         tracing::warn!("--no-dataplane: negotiated SAs are not installed anywhere");
         Box::new(MemorySaSink::new())
@@ -102,6 +135,8 @@ pub(crate) fn run(path: &Path, dataplane: bool) -> Result<(), Failure> {
         .map_err(Failure::Other)?
         .with_signals(signals);
     tracing::info!(config = %path.display(), "control daemon running; SIGHUP reloads, SIGTERM stops");
+    // The IKE sockets are bound (Daemon::new) and the data plane is open.
+    crate::sd_notify::notify("READY=1\nSTATUS=IKE sockets bound");
     daemon
         .run()
         .context("control daemon")
@@ -162,13 +197,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "[daemon]\nlisten = [\"127.0.0.1\"]\nbpf_pin_dir = \"no-maps-here\"\n",
+            "[daemon]\nlisten = [\"127.0.0.1\"]\nbpf_pin_dir = \"no-maps-here\"\ndataplane_wait = \"0.3s\"\n",
         );
-        // Only the maps are missing: the failure says where it looked and what to do.
+        // Only the maps are missing: after the wait, the failure says where it looked and
+        // what to do.
+        let begin = std::time::Instant::now();
         let err = run(&path, true).unwrap_err();
+        assert!(begin.elapsed() >= std::time::Duration::from_millis(300));
         assert_eq!(err.exit_code(), 1);
         let msg = err.message();
         assert!(msg.contains("no-maps-here"), "{msg}");
+        assert!(msg.contains("no-maps-here/gateway_ready"), "{msg}");
         assert!(msg.contains("--no-dataplane"), "{msg}");
     }
 

@@ -1,6 +1,8 @@
 //! `roamgate gateway --config FILE`: the data-plane process. Runs in the foreground until
-//! SIGINT or SIGTERM, then stops the workers, detaches XDP and leaves the maps pinned (so the
-//! control process keeps its SAs and a restart continues safely).
+//! SIGINT or SIGTERM, then unpins its readiness marker, stops the workers, detaches XDP and
+//! leaves the maps pinned (so the control process keeps its SAs and a restart continues
+//! safely). Under systemd (`Type=notify`) it sends `READY=1` once the marker is pinned and
+//! `STOPPING=1` when it begins to stop. A thread that panicked makes it exit non-zero.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,10 +38,17 @@ pub(crate) fn run(config: &Path) -> Result<()> {
         workers = gateway.workers(),
         "forwarding; SIGINT or SIGTERM stops"
     );
+    crate::sd_notify::notify(&format!(
+        "READY=1\nSTATUS=forwarding with {} workers",
+        gateway.workers()
+    ));
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!("stopping");
-    gateway.stop();
+    crate::sd_notify::notify("STOPPING=1");
+    gateway
+        .stop()
+        .context("the gateway stopped after a failure")?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod control;
 mod gateway;
+mod sd_notify;
 
 /// Kernel-bypass IPsec security gateway with IKEv2 mobility and multihoming (MOBIKE).
 #[derive(Debug, Parser)]
@@ -43,8 +44,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         pin_dir: PathBuf,
     },
-    /// Remove the data plane's pinned maps and their directory, after `roamgate gateway` and
-    /// `roamgate control` have stopped: every SA installed in them is gone.
+    /// Remove the data plane's pinned maps (and its readiness marker) and their directory,
+    /// after `roamgate gateway` and `roamgate control` have stopped: every SA installed in
+    /// them is gone.
     Unpin {
         /// The instance's pin directory (the gateway configuration's `pin_dir`).
         #[arg(long, value_name = "DIR")]

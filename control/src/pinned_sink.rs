@@ -12,12 +12,17 @@
 //! ports, a transport-mode SA, or a cipher other than AES-GCM-16 is refused with
 //! [`SaSinkError::Other`] saying why (the engine counts it), never installed wider than
 //! negotiated.
+//!
+//! [`PinnedMapSink::open_when_ready`] first waits, for a bounded time, for the gateway's
+//! readiness marker (`<pin_dir>/gateway_ready`, pinned by `roamgate gateway` after every other
+//! map and once its workers run), so the control process may start before the gateway.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use roamgate_ebpf::abi::{SA_MAX, SA_TS_MAX};
+use roamgate_ebpf::abi::{ABI_VERSION, GatewayReady, SA_MAX, SA_TS_MAX};
 use roamgate_ebpf::{
     Cipher, Direction, EbpfError, Endpoint, EndpointTable, Prefix, SaLimits, SaMode, SaSpec,
     SaTable,
@@ -30,6 +35,113 @@ use crate::wire::payload::{AddressRange, TrafficSelector};
 
 /// The first SA slot the control process uses; the gateway's static SAs live below it.
 pub const FIRST_SLOT: u32 = roamgate_ebpf::STATIC_SA_SLOTS;
+
+/// How often [`PinnedMapSink::open_when_ready`] logs what it still waits for.
+pub const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often [`PinnedMapSink::open_when_ready`] looks for the readiness marker.
+const WAIT_POLL: Duration = Duration::from_millis(100);
+
+/// Why [`PinnedMapSink::open_when_ready`] did not open the data plane.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The readiness marker did not appear in time.
+    #[error(
+        "the data plane in {} is not ready after {}: its readiness marker {} is missing; start \
+         `roamgate gateway` with pin_dir = {:?} (daemon.dataplane_wait says how long to wait), \
+         or run `roamgate control --no-dataplane` for IKE alone",
+        pin_dir.display(),
+        seconds(*waited),
+        marker.display(),
+        pin_dir.display().to_string()
+    )]
+    NotReady {
+        /// The pin directory looked in.
+        pin_dir: PathBuf,
+        /// The marker waited for.
+        marker: PathBuf,
+        /// How long it was waited for.
+        waited: Duration,
+    },
+    /// The gateway is of another build.
+    #[error(
+        "the data plane in {} runs map ABI version {found}, this control process version \
+         {expected}: run `roamgate gateway` and `roamgate control` of the same release",
+        pin_dir.display()
+    )]
+    AbiMismatch {
+        /// The pin directory.
+        pin_dir: PathBuf,
+        /// The gateway's version (its readiness record's).
+        found: u32,
+        /// This build's.
+        expected: u32,
+    },
+    /// Asked to stop while waiting.
+    #[error("stopped while waiting for the data plane in {}", pin_dir.display())]
+    Stopped {
+        /// The pin directory.
+        pin_dir: PathBuf,
+    },
+    /// The marker or a map could not be opened.
+    #[error(transparent)]
+    Ebpf(#[from] EbpfError),
+}
+
+/// `d` in seconds for a sentence: `30s`, `0.5s`.
+fn seconds(d: Duration) -> String {
+    format!("{}s", (d.as_secs_f64() * 10.0).round() / 10.0)
+}
+
+/// Waits up to `wait` for the readiness marker of the data plane pinned in `pin_dir` and
+/// returns its record; logs what it waits for at once and then every [`WAIT_LOG_INTERVAL`].
+/// `stop` is asked between two looks; `true` ends the wait with [`OpenError::Stopped`].
+/// With `wait` zero it looks once.
+pub fn wait_for_dataplane(
+    pin_dir: &Path,
+    wait: Duration,
+    mut stop: impl FnMut() -> bool,
+) -> Result<GatewayReady, OpenError> {
+    let marker = roamgate_ebpf::ready_path(pin_dir);
+    let start = Instant::now();
+    let mut next_log = start;
+    loop {
+        if let Some(ready) = roamgate_ebpf::read_ready(pin_dir)? {
+            if ready.abi_version != ABI_VERSION {
+                return Err(OpenError::AbiMismatch {
+                    pin_dir: pin_dir.to_owned(),
+                    found: ready.abi_version,
+                    expected: ABI_VERSION,
+                });
+            }
+            return Ok(ready);
+        }
+        let waited = start.elapsed();
+        if waited >= wait {
+            return Err(OpenError::NotReady {
+                pin_dir: pin_dir.to_owned(),
+                marker,
+                waited: wait,
+            });
+        }
+        if Instant::now() >= next_log {
+            tracing::info!(
+                marker = %marker.display(),
+                waited = %seconds(waited),
+                limit = %seconds(wait),
+                "waiting for the data plane: `roamgate gateway` with this pin directory must \
+                 start and pin its readiness marker"
+            );
+            next_log += WAIT_LOG_INTERVAL;
+        }
+        if stop() {
+            return Err(OpenError::Stopped {
+                pin_dir: pin_dir.to_owned(),
+            });
+        }
+        std::thread::sleep(WAIT_POLL.min(wait - waited));
+    }
+}
 
 /// The two SA slots of one CHILD_SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +172,18 @@ impl core::fmt::Debug for PinnedMapSink {
 }
 
 impl PinnedMapSink {
+    /// Waits up to `wait` for the data plane's readiness marker ([`wait_for_dataplane`]),
+    /// then opens its maps ([`PinnedMapSink::open`]); returns the gateway's readiness record
+    /// too.
+    pub fn open_when_ready(
+        pin_dir: &Path,
+        wait: Duration,
+        stop: impl FnMut() -> bool,
+    ) -> Result<(PinnedMapSink, GatewayReady), OpenError> {
+        let ready = wait_for_dataplane(pin_dir, wait, stop)?;
+        Ok((PinnedMapSink::open(pin_dir)?, ready))
+    }
+
     /// Opens the maps the gateway pinned under `pin_dir` (`roamgate gateway` must have
     /// started). Slots left from an earlier control process are cleared: its SAs died with
     /// their IKE SAs.
@@ -327,6 +451,45 @@ fn cover(start: u128, end: u128, bits: u32) -> Vec<(u128, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_marker_the_wait_ends_on_time_with_one_sentence() {
+        let dir = Path::new("/nonexistent/roamgate-pins");
+        let err = wait_for_dataplane(dir, Duration::ZERO, || false).unwrap_err();
+        assert!(matches!(err, OpenError::NotReady { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "the data plane in /nonexistent/roamgate-pins is not ready after 0s: its readiness \
+             marker /nonexistent/roamgate-pins/gateway_ready is missing; start `roamgate \
+             gateway` with pin_dir = \"/nonexistent/roamgate-pins\" (daemon.dataplane_wait says \
+             how long to wait), or run `roamgate control --no-dataplane` for IKE alone"
+        );
+
+        let begin = Instant::now();
+        let err = wait_for_dataplane(dir, Duration::from_millis(300), || false).unwrap_err();
+        let took = begin.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert!(err.to_string().contains("after 0.3s"), "{err}");
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_wait() {
+        let mut asked = 0;
+        let err = wait_for_dataplane(
+            Path::new("/nonexistent/pins"),
+            Duration::from_secs(60),
+            || {
+                asked += 1;
+                asked == 3
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, OpenError::Stopped { .. }), "{err}");
+        assert_eq!(asked, 3);
+    }
 
     #[test]
     fn ranges_become_exact_prefixes() {

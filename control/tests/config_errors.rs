@@ -66,6 +66,14 @@ fn bad_configs_name_file_key_and_reason() {
     let cases: Vec<(String, &str, &str)> = vec![
         (
             replace(
+                "log_level = \"info\"",
+                "log_level = \"info\"\ndataplane_wait = \"30 seconds\"",
+            ),
+            "daemon.dataplane_wait",
+            "unit",
+        ),
+        (
+            replace(
                 r#"local_ts = ["10.101.0.0/24"]"#,
                 r#"local_ts = ["10.101.0.0/33"]"#,
             ),

@@ -43,6 +43,7 @@ fn defaults_follow_strongswan() {
     assert_eq!(d.cookie_threshold, 30);
     assert_eq!(d.half_open_timeout, Duration::from_secs(30));
     assert_eq!(d.bpf_pin_dir, Path::new("/sys/fs/bpf/roamgate"));
+    assert_eq!(d.dataplane_wait, Duration::from_secs(30));
     assert_eq!(d.log_level, LogLevel::Info);
     let conn = &c.connections["c"];
     assert_eq!(conn.local_addrs, [AddrSpec::Any(None)]);
@@ -87,6 +88,7 @@ listen = ["198.18.1.1", "fd00:18:1::1"]
 retransmit_timeout = 2
 retransmit_limit = "1m"
 bpf_pin_dir = "maps"
+dataplane_wait = "2m"
 log_level = "debug"
 [connections.c]
 local_addrs = ["%any4", "198.18.0.0/16", "198.18.1.10-198.18.1.20", "::"]
@@ -117,6 +119,7 @@ secret = "0x00ff"
     assert_eq!(c.daemon.retransmit.timeout, Duration::from_secs(2));
     assert_eq!(c.daemon.retransmit.limit, Some(Duration::from_secs(60)));
     assert_eq!(c.daemon.bpf_pin_dir, Path::new("/etc/roamgate/maps"));
+    assert_eq!(c.daemon.dataplane_wait, Duration::from_secs(120));
     let conn = &c.connections["c"];
     assert_eq!(conn.local_addrs[0], AddrSpec::Any(Some(AddressFamily::V4)));
     assert!(conn.local_addrs[1].contains("198.18.200.1".parse().unwrap()));

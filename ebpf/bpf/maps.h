@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT OR Apache-2.0 */
 /*
- * BTF-defined maps of the XDP classifier. Every map is pinned by name
- * (LIBBPF_PIN_BY_NAME): the loader points the pin root at the instance's
+ * BTF-defined maps of the XDP classifier. Every map but gateway_ready is pinned
+ * by name (LIBBPF_PIN_BY_NAME): the loader points the pin root at the instance's
  * directory, e.g. /sys/fs/bpf/roamgate/<instance>/spi_index, so the gateway and
  * the control process open the same maps. Records are in roamgate_abi.h.
  */
@@ -128,5 +128,18 @@ struct {
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } gw_counters SEC(".maps");
+
+/*
+ * The gateway's readiness marker (struct rg_gateway_ready in roamgate_abi.h). No pinning
+ * attribute on purpose: the loader makes it unpinned, and the gateway pins it itself as
+ * the last step of its start (and unpins it first when it stops), so its pin appears only
+ * once everything else is in place.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RG_GATEWAY_READY_MAX);
+	__type(key, __u32);
+	__type(value, struct rg_gateway_ready);
+} gateway_ready SEC(".maps");
 
 #endif /* ROAMGATE_MAPS_H */

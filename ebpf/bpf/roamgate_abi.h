@@ -19,7 +19,7 @@
 #include <linux/types.h>
 
 /* Bumped on every incompatible change to a record, a constant or a map. */
-#define RG_ABI_VERSION 3
+#define RG_ABI_VERSION 4
 
 /* ---- Map sizes (max_entries). Pinned maps keep the size they were made with. ---- */
 
@@ -44,6 +44,8 @@
 #define RG_GW_COUNTERS_MAX (RG_WORKERS_MAX * RG_GW_CNT_STRIDE)
 /* Counter slots; more than RG_CNT_MAX so new counters keep the pinned map compatible. */
 #define RG_COUNTERS_MAX 64
+/* The readiness marker gateway_ready has one entry. */
+#define RG_GATEWAY_READY_MAX 1
 
 /* ---- Well-known ports ---- */
 
@@ -234,6 +236,23 @@ struct rg_endpoint {
  * Worker w's counter c is slot w * RG_GW_CNT_STRIDE + c; each worker writes only its
  * own slots. Counter indexes: the gateway's DropReason, then its forwarding counters. */
 
+/*
+ * ---- map gateway_ready (array): __u32 0 -> struct rg_gateway_ready ----
+ *
+ * The gateway's readiness marker. Unlike every other map it is NOT pinned when the
+ * object is loaded: the gateway writes its one record and pins it itself, last, once
+ * every other map is pinned and its workers run; on a graceful stop it unpins it first,
+ * before the workers stop. Its presence in the pin directory means "the data plane of
+ * this instance is up"; the control process waits for it before opening the maps.
+ * Nothing reads it on the fast path.
+ */
+struct rg_gateway_ready {
+	__u32 abi_version; /* RG_ABI_VERSION of the gateway that pinned it */
+	__u32 pid;         /* the gateway's process id (in its own PID namespace) */
+	__u32 workers;     /* worker threads running */
+	__u32 pad;         /* zero */
+};
+
 /* ---- map counters (per-CPU array of __u64): counter index -> count ---- */
 
 /*
@@ -285,6 +304,7 @@ _Static_assert(sizeof(struct rg_prefix_value) == 4, "rg_prefix_value layout");
 _Static_assert(sizeof(struct rg_prefix) == 20, "rg_prefix layout");
 _Static_assert(sizeof(struct rg_sa) == 288, "rg_sa layout");
 _Static_assert(sizeof(struct rg_endpoint) == 64, "rg_endpoint layout");
+_Static_assert(sizeof(struct rg_gateway_ready) == 16, "rg_gateway_ready layout");
 _Static_assert(RG_CNT_MAX <= RG_COUNTERS_MAX, "counter slots");
 
 #endif /* ROAMGATE_ABI_H */

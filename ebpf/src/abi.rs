@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use aya::maps::MapType;
 
 /// Bumped on every incompatible change to a record, a constant or a map (`RG_ABI_VERSION`).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// `max_entries` of `local_addrs` (`RG_LOCAL_ADDRS_MAX`).
 pub const LOCAL_ADDRS_MAX: u32 = 1024;
@@ -40,6 +40,8 @@ pub const GW_COUNTERS_MAX: u32 = WORKERS_MAX * GW_CNT_STRIDE;
 /// `max_entries` of `counters` (`RG_COUNTERS_MAX`); more than [`Counter::COUNT`] so that new
 /// counters keep pinned maps compatible.
 pub const COUNTERS_MAX: u32 = 64;
+/// `max_entries` of `gateway_ready`: the one readiness record (`RG_GATEWAY_READY_MAX`).
+pub const GATEWAY_READY_MAX: u32 = 1;
 
 /// IKE's port, [RFC 7296 § 2]: "IKE messages use UDP ports 500 and/or 4500" (`RG_IKE_PORT`).
 ///
@@ -387,6 +389,23 @@ pub struct EndpointRecord {
     pub src_mac: [u8; 6],
 }
 
+/// The gateway's readiness marker (`struct rg_gateway_ready`), the one record of map
+/// `gateway_ready`. The gateway pins that map itself, after every other map is pinned and its
+/// workers run, and unpins it first when it stops; its presence in the pin directory is what
+/// the control process waits for. See [`crate::ReadyMarker`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GatewayReady {
+    /// [`ABI_VERSION`] of the gateway that pinned it.
+    pub abi_version: u32,
+    /// The gateway's process id (in its own PID namespace).
+    pub pid: u32,
+    /// Worker threads running.
+    pub workers: u32,
+    /// Zero.
+    pub pad: u32,
+}
+
 // SAFETY: AddrKey is #[repr(C)], made only of integers and integer arrays, and has no implicit
 // padding (size 20 = 16 + 1 + 3, asserted below), so every bit pattern is valid and every byte
 // is initialised.
@@ -408,6 +427,9 @@ unsafe impl aya::Pod for SaRecord {}
 // SAFETY: EndpointRecord is #[repr(C)] of integers and integer arrays with no implicit
 // padding (size 64, asserted below and by the header check).
 unsafe impl aya::Pod for EndpointRecord {}
+// SAFETY: GatewayReady is #[repr(C)] with four u32 fields and no padding (size 16, asserted
+// below and by the header check).
+unsafe impl aya::Pod for GatewayReady {}
 
 const _: () = {
     assert!(size_of::<AddrKey>() == 20);
@@ -458,6 +480,13 @@ const _: () = {
     assert!(offset_of!(EndpointRecord, egress_ifindex) == 48);
     assert!(offset_of!(EndpointRecord, next_hop_mac) == 52);
     assert!(offset_of!(EndpointRecord, src_mac) == 58);
+
+    assert!(size_of::<GatewayReady>() == 16);
+    assert!(align_of::<GatewayReady>() == 4);
+    assert!(offset_of!(GatewayReady, abi_version) == 0);
+    assert!(offset_of!(GatewayReady, pid) == 4);
+    assert!(offset_of!(GatewayReady, workers) == 8);
+    assert!(offset_of!(GatewayReady, pad) == 12);
 
     assert!(Counter::COUNT as u32 <= COUNTERS_MAX);
 };
@@ -632,6 +661,9 @@ pub mod maps {
     /// `gw_counters`: mmappable array of `u64`, worker `w`'s counter `c` at
     /// `w * GW_CNT_STRIDE + c`.
     pub const GW_COUNTERS: &str = "gw_counters";
+    /// `gateway_ready`: array, `u32` 0 → [`super::GatewayReady`]: the readiness marker,
+    /// pinned by the gateway itself, last (not at load; not in [`super::MAPS`]).
+    pub const GATEWAY_READY: &str = "gateway_ready";
 }
 
 /// One map as the program defines it.
@@ -651,7 +683,7 @@ pub struct MapSpec {
     pub max_entries: u32,
 }
 
-/// Every map of the classifier.
+/// Every map the classifier pins when it is loaded ([`READY_MAP`] is the one it does not).
 pub const MAPS: [MapSpec; 12] = [
     MapSpec {
         name: maps::LOCAL_ADDRS,
@@ -750,6 +782,17 @@ pub const MAPS: [MapSpec; 12] = [
         max_entries: GW_COUNTERS_MAX,
     },
 ];
+
+/// The readiness marker `gateway_ready`: defined in the object like the others, but pinned by
+/// the gateway at the end of its start ([`crate::ReadyMarker`]), not at load.
+pub const READY_MAP: MapSpec = MapSpec {
+    name: maps::GATEWAY_READY,
+    map_type: MapType::Array,
+    kind: "array (pinned last, by the gateway)",
+    key: ("__u32 0", 4),
+    value: ("struct rg_gateway_ready", size_of::<GatewayReady>()),
+    max_entries: GATEWAY_READY_MAX,
+};
 
 /// Size of a field, from an accessor (`field_size(|r: &AddrKey| &r.addr)`).
 const fn field_size<R, F>(_: fn(&R) -> &F) -> usize {
@@ -853,11 +896,22 @@ pub fn layout() -> String {
             src_mac,
         }
     );
-    let consts: [(&str, u64); 31] = [
+    record!(
+        out,
+        "rg_gateway_ready",
+        GatewayReady {
+            abi_version,
+            pid,
+            workers,
+            pad
+        }
+    );
+    let consts: [(&str, u64); 32] = [
         ("RG_LOCAL_ADDRS_MAX", LOCAL_ADDRS_MAX.into()),
         ("RG_SPI_INDEX_MAX", SPI_INDEX_MAX.into()),
         ("RG_XSK_MAP_MAX", XSK_MAP_MAX.into()),
         ("RG_COUNTERS_MAX", COUNTERS_MAX.into()),
+        ("RG_GATEWAY_READY_MAX", GATEWAY_READY_MAX.into()),
         ("RG_IFACES_MAX", IFACES_MAX.into()),
         ("RG_SA_MAX", SA_MAX.into()),
         ("RG_SA_DIRTY_WORDS", SA_DIRTY_WORDS.into()),
@@ -904,7 +958,7 @@ pub fn describe() -> String {
         out,
         "maps (pinned by name under the instance's pin directory, e.g. /sys/fs/bpf/roamgate/<instance>/<map>):"
     );
-    for map in MAPS {
+    for map in MAPS.iter().chain([&READY_MAP]) {
         let _ = writeln!(
             out,
             "map {}: {}, key {} ({} bytes), value {} ({} bytes), max_entries {}",
@@ -994,6 +1048,15 @@ mod tests {
             assert_eq!(c.index() as usize, i);
         }
         assert!(describe().contains("map spi_index: hash, key struct rg_spi_key (4 bytes)"));
+    }
+
+    #[test]
+    fn the_readiness_marker_is_described_but_not_pinned_at_load() {
+        assert!(MAPS.iter().all(|m| m.name != maps::GATEWAY_READY));
+        assert!(describe().contains(
+            "map gateway_ready: array (pinned last, by the gateway), key __u32 0 (4 bytes), \
+             value struct rg_gateway_ready (16 bytes), max_entries 1"
+        ));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::abi::{self, AddrKey, Counter, Iface as IfaceRecord, LocalAddr, SpiKey
 use crate::bpffs;
 use crate::counters::Counters;
 use crate::error::{EbpfError, Result, chain, is_permission_denied, map_error};
+use crate::ready::{ReadyMarker, ready_path};
 
 /// The compiled XDP object, built from `bpf/xdp_classify.c` by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xdp_classify.o"));
@@ -287,6 +288,20 @@ impl Classifier {
         &self.pin_dir
     }
 
+    /// Takes the instance's readiness marker (map `gateway_ready`, loaded unpinned) out of the
+    /// classifier: the gateway pins it with [`ReadyMarker::publish`] once it runs. Only once
+    /// per load.
+    pub fn ready_marker(&mut self) -> Result<ReadyMarker> {
+        let map = self
+            .ebpf
+            .take_map(abi::maps::GATEWAY_READY)
+            .ok_or_else(|| EbpfError::Ready {
+                path: ready_path(&self.pin_dir),
+                detail: "this classifier's marker was taken already".to_string(),
+            })?;
+        Ok(ReadyMarker::new(map, &self.pin_dir))
+    }
+
     fn program_mut(&mut self) -> Result<&mut Xdp> {
         self.ebpf
             .program_mut(PROGRAM_NAME)
@@ -496,10 +511,11 @@ impl Classifier {
     }
 }
 
-/// Removes the maps pinned in `pin_dir` and the directory itself if it is then empty. Stop
-/// every process that uses them first; the kernel frees a map once nothing refers to it.
+/// Removes the maps pinned in `pin_dir` — the readiness marker first — and the directory
+/// itself if it is then empty. Stop every process that uses them first; the kernel frees a
+/// map once nothing refers to it.
 pub fn remove_pins(pin_dir: &Path) -> std::io::Result<()> {
-    for map in abi::MAPS {
+    for map in std::iter::once(&abi::READY_MAP).chain(abi::MAPS.iter()) {
         match std::fs::remove_file(pin_dir.join(map.name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}

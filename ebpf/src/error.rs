@@ -130,6 +130,14 @@ pub enum EbpfError {
         /// Why.
         detail: String,
     },
+    /// The gateway's readiness marker (`gateway_ready`) could not be pinned, unpinned or read.
+    #[error("the readiness marker {path}: {detail}")]
+    Ready {
+        /// The marker's pin path.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// `BPF_PROG_TEST_RUN` failed.
     #[error("BPF_PROG_TEST_RUN failed: {detail}")]
     TestRun {

@@ -6,7 +6,8 @@
 //! passes everything else (IKE, NAT keepalives, ARP, fragments) to the kernel, counting every
 //! frame. [`Classifier`] loads it with its maps pinned in a per-instance bpffs directory,
 //! attaches it and writes the maps; [`abi`] mirrors the records of `bpf/roamgate_abi.h`;
-//! [`tables`] maps the SA and endpoint tables shared by the control process and the gateway.
+//! [`tables`] maps the SA and endpoint tables shared by the control process and the gateway;
+//! [`ReadyMarker`] is the gateway's readiness marker, pinned last.
 //!
 //! On LAN interfaces (see [`Classifier::set_iface`]) the program steers packets to protected
 //! prefixes to the AF_XDP sockets instead.
@@ -17,6 +18,7 @@ mod bpffs;
 mod classifier;
 mod counters;
 mod error;
+mod ready;
 pub mod tables;
 
 pub use classifier::{
@@ -24,6 +26,7 @@ pub use classifier::{
 };
 pub use counters::Counters;
 pub use error::{EbpfError, Result};
+pub use ready::{ReadyMarker, read_ready, ready_path, remove_stale_ready};
 pub use tables::{
     Cipher, Direction, Endpoint, EndpointTable, NextHop, Prefix, STATIC_SA_SLOTS, SaLimits, SaMode,
     SaSpec, SaTable, WorkerCounters,

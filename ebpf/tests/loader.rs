@@ -204,3 +204,85 @@ fn attach_falls_back_to_generic_where_there_is_no_native_xdp_and_detaches() {
     let link = ns.ip(&["-d", "link", "show", "lo"]).unwrap();
     assert!(!link.contains("xdp"), "{link}");
 }
+
+#[test]
+fn the_readiness_marker_is_pinned_only_when_published_and_removed_with_the_pins() {
+    let (mut classifier, dir) = support::classifier("ready");
+    let marker_path = roamgate_ebpf::ready_path(dir.path());
+    assert_eq!(
+        marker_path,
+        dir.path().join(roamgate_ebpf::abi::maps::GATEWAY_READY)
+    );
+    // Loading pins every other map, never the marker.
+    assert!(!marker_path.exists(), "the load pinned the marker");
+    assert_eq!(roamgate_ebpf::read_ready(dir.path()).unwrap(), None);
+
+    let mut marker = classifier.ready_marker().unwrap();
+    assert!(
+        classifier.ready_marker().is_err(),
+        "a second marker from the same load"
+    );
+    assert!(!marker.is_published());
+    let record = marker.publish(3).unwrap();
+    assert!(marker_path.exists());
+    assert_eq!(
+        record,
+        roamgate_ebpf::abi::GatewayReady {
+            abi_version: roamgate_ebpf::abi::ABI_VERSION,
+            pid: std::process::id(),
+            workers: 3,
+            pad: 0,
+        }
+    );
+    // Another process's view: the record as written.
+    assert_eq!(roamgate_ebpf::read_ready(dir.path()).unwrap(), Some(record));
+
+    // A second gateway of the instance cannot pin its own over it.
+    let mut second = Classifier::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let err = second.ready_marker().unwrap().publish(1).unwrap_err();
+    assert!(matches!(err, EbpfError::Ready { .. }), "{err}");
+    assert!(err.to_string().contains("already pinned"), "{err}");
+    assert_eq!(
+        roamgate_ebpf::read_ready(dir.path()).unwrap(),
+        Some(record),
+        "the failed publish left the first marker alone"
+    );
+
+    assert!(marker.withdraw().unwrap());
+    assert!(!marker.withdraw().unwrap(), "withdrawing twice");
+    assert!(!marker_path.exists());
+    assert_eq!(roamgate_ebpf::read_ready(dir.path()).unwrap(), None);
+
+    // A marker left behind (the process died) is removed by the next start, and by unpin.
+    marker.publish(2).unwrap();
+    std::mem::forget(marker);
+    assert!(roamgate_ebpf::remove_stale_ready(dir.path()).unwrap());
+    assert!(!marker_path.exists());
+    assert!(!roamgate_ebpf::remove_stale_ready(dir.path()).unwrap());
+    let mut third = classifier_marker(dir.path());
+    third.publish(1).unwrap();
+    std::mem::forget(third);
+    roamgate_ebpf::remove_pins(dir.path()).unwrap();
+    assert!(!marker_path.exists(), "remove_pins left the marker");
+    assert!(!dir.path().exists(), "remove_pins left the directory");
+}
+
+/// A fresh classifier's readiness marker for `pin_dir` (its classifier is dropped: the marker
+/// keeps the map).
+fn classifier_marker(pin_dir: &Path) -> roamgate_ebpf::ReadyMarker {
+    let mut c = Classifier::load(pin_dir).unwrap_or_else(|e| panic!("{e}"));
+    c.ready_marker().unwrap()
+}
+
+#[test]
+fn dropping_a_published_marker_unpins_it() {
+    let (mut classifier, dir) = support::classifier("ready-drop");
+    let marker = {
+        let mut m = classifier.ready_marker().unwrap();
+        m.publish(1).unwrap();
+        m
+    };
+    assert!(roamgate_ebpf::read_ready(dir.path()).unwrap().is_some());
+    drop(marker);
+    assert_eq!(roamgate_ebpf::read_ready(dir.path()).unwrap(), None);
+}

@@ -31,7 +31,8 @@ fn a_restarted_gateway_continues_above_its_reserved_sequence_numbers() {
     );
 
     // Stop A and start it again from the same file, as an operator restart would.
-    a.stop();
+    a.stop()
+        .unwrap_or_else(|e| panic!("stopping gateway A: {e}"));
     assert_eq!(
         table.persisted_seq(OUT_SLOT),
         first,

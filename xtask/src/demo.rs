@@ -13,12 +13,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use roamgate_lab::capture::{count_esp_in_kernel, esp_in_kernel};
 use roamgate_lab::process::Supervised;
-use roamgate_lab::roamgate::{ControlConfig, dataplane_counters, gateway_toml, unpin};
+use roamgate_lab::roamgate::{
+    ControlConfig, dataplane_counters, gateway_toml, unpin, wait_gateway_ready,
+};
 use roamgate_lab::scenario::{Fault, strongswan_failover};
 use roamgate_lab::strongswan::{self, Charon, TunnelParams};
 use roamgate_lab::topology::{Options, RoadWarrior};
@@ -61,16 +63,15 @@ fn build_roamgate() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// A roamgate process in `ns`: `nsenter --net` keeps the host's /sys, so bpffs stays visible
-/// (`ip netns exec` would mount a fresh /sys and hide the pinned maps).
+/// A roamgate process in `ns` (see [`roamgate_lab::roamgate::spawn`]).
 fn spawn(lab: &Lab, ns: &Netns, name: &str, bin: &Path, args: &[&str]) -> Result<Supervised> {
-    let mut command = Command::new("nsenter");
-    command
-        .arg(format!("--net=/run/netns/{}", ns.name()))
-        .arg(bin)
-        .args(args)
-        .env("RUST_LOG", "info");
-    Ok(Supervised::spawn(name, command, lab.logs())?)
+    Ok(roamgate_lab::roamgate::spawn(
+        ns,
+        name,
+        bin,
+        args,
+        lab.logs(),
+    )?)
 }
 
 /// `roamgate control`'s configuration: the lab's road-warrior gateway, its SAs going into the
@@ -81,17 +82,6 @@ fn control_toml(pins: &Path, params: &TunnelParams, topo: &RoadWarrior, lan: &st
     config.daemon.bpf_pin_dir = Some(pins.display().to_string());
     config.daemon.log_level = Some("info".into());
     config.render()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while !ready() {
-        if Instant::now() > deadline {
-            bail!("{what} within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
 }
 
 fn roamgate_gateway_part(bin: &Path) -> Result<()> {
@@ -120,12 +110,8 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
         bin,
         &["gateway", "--config", &gateway_conf],
     )?;
-    wait_until(
-        "the data plane did not pin its maps",
-        Duration::from_secs(20),
-        || pins.join("endpoints").exists() || gateway.check_running().is_err(),
-    )?;
-    gateway.check_running()?;
+    // Every map pinned and the workers running: the gateway pins its readiness marker last.
+    wait_gateway_ready(&pins, Duration::from_secs(20), &mut gateway)?;
     println!("demo: roamgate gateway up: {gateway_conf}");
     let mut control = spawn(
         &lab,

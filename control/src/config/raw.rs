@@ -34,6 +34,7 @@ pub(crate) struct RawDaemon {
     pub(crate) half_open_timeout: Option<RawDuration>,
     pub(crate) fragment_size: Option<u32>,
     pub(crate) bpf_pin_dir: Option<String>,
+    pub(crate) dataplane_wait: Option<RawDuration>,
     pub(crate) log_level: Option<String>,
 }
 

@@ -48,6 +48,10 @@ pub struct DaemonSettings {
     /// The bpffs directory holding the data plane's pinned maps
     /// (default `/sys/fs/bpf/roamgate`).
     pub bpf_pin_dir: PathBuf,
+    /// How long `roamgate control` waits at start for the data plane's readiness marker in
+    /// `bpf_pin_dir` (default 30 s; zero: not at all, a missing data plane is an error at
+    /// once).
+    pub dataplane_wait: Duration,
     /// Log level (default `info`).
     pub log_level: LogLevel,
 }

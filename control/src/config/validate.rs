@@ -298,6 +298,11 @@ fn daemon(d: &RawDaemon, ctx: &Ctx<'_>) -> Result<DaemonSettings> {
             Duration::from_secs(30),
         )?,
         bpf_pin_dir: ctx.path(d.bpf_pin_dir.as_deref().unwrap_or("/sys/fs/bpf/roamgate")),
+        dataplane_wait: ctx.duration(
+            "daemon.dataplane_wait",
+            &d.dataplane_wait,
+            Duration::from_secs(30),
+        )?,
         log_level,
     })
 }

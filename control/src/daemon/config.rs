@@ -38,6 +38,8 @@ pub struct Loaded {
     pub log_level: LogLevel,
     /// `daemon.bpf_pin_dir`: where the data plane pinned its maps.
     pub bpf_pin_dir: PathBuf,
+    /// `daemon.dataplane_wait`: how long to wait at start for the data plane to be ready.
+    pub dataplane_wait: std::time::Duration,
     /// Settings that differ from their defaults but are not implemented yet, as
     /// `key: explanation`.
     pub ignored: Vec<String>,
@@ -137,6 +139,7 @@ pub fn convert(config: Config) -> Result<Loaded, ConfigError> {
         engine,
         log_level: d.log_level,
         bpf_pin_dir: d.bpf_pin_dir.clone(),
+        dataplane_wait: d.dataplane_wait,
         ignored,
     })
 }

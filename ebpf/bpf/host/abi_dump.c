@@ -95,10 +95,17 @@ int main(void)
 	FIELD(rg_endpoint, next_hop_mac);
 	FIELD(rg_endpoint, src_mac);
 
+	RECORD(rg_gateway_ready);
+	FIELD(rg_gateway_ready, abi_version);
+	FIELD(rg_gateway_ready, pid);
+	FIELD(rg_gateway_ready, workers);
+	FIELD(rg_gateway_ready, pad);
+
 	CONST(RG_LOCAL_ADDRS_MAX);
 	CONST(RG_SPI_INDEX_MAX);
 	CONST(RG_XSK_MAP_MAX);
 	CONST(RG_COUNTERS_MAX);
+	CONST(RG_GATEWAY_READY_MAX);
 	CONST(RG_IFACES_MAX);
 	CONST(RG_SA_MAX);
 	CONST(RG_SA_DIRTY_WORDS);

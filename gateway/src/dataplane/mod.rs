@@ -4,6 +4,12 @@
 //! index (serving that queue of every interface, pinned to a CPU), plus two helper threads:
 //! the SA sync ([`registry`]) and the next-hop resolver ([`nexthop`]).
 //!
+//! Readiness: the very last step of [`Gateway::start`], after every map is pinned and every
+//! worker runs, pins the instance's readiness marker `gateway_ready`
+//! ([`roamgate_ebpf::ReadyMarker`]); other processes wait for it before they open the maps.
+//! [`Gateway::stop`] unpins it first, before the workers stop, and reports any thread that
+//! panicked.
+//!
 //! Everything the control process needs is in the pinned maps: it installs and removes SAs
 //! through [`roamgate_ebpf::SaTable`], moves them with [`roamgate_ebpf::EndpointTable`], and
 //! reads the workers' counters through [`roamgate_ebpf::WorkerCounters`].
@@ -25,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use roamgate_ebpf::abi;
 use roamgate_ebpf::{
-    AttachMode, Classifier, Direction, EbpfError, Endpoint, EndpointTable, Iface, SaMode, SaSpec,
-    SaTable, WorkerCounters,
+    AttachMode, Classifier, Direction, EbpfError, Endpoint, EndpointTable, Iface, ReadyMarker,
+    SaMode, SaSpec, SaTable, WorkerCounters,
 };
 
 use crate::config::{GatewayConfig, Role, StaticMode, StaticSa, XdpMode};
@@ -63,6 +69,12 @@ pub enum GatewayError {
     /// Anything else, with what was being done.
     #[error("{0}")]
     Setup(String),
+    /// Threads of the data plane panicked while it ran (found when it stopped).
+    #[error("{} data-plane thread(s) panicked: {}", threads.len(), threads.join("; "))]
+    Panicked {
+        /// Each panicked thread as `name: panic message`.
+        threads: Vec<String>,
+    },
 }
 
 /// What the threads share.
@@ -86,6 +98,8 @@ pub(crate) struct Shared {
 pub struct Gateway {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The readiness marker, pinned once the gateway runs.
+    ready: Option<ReadyMarker>,
     classifier: Option<Classifier>,
     pin_dir: PathBuf,
     workers: u32,
@@ -161,8 +175,13 @@ fn online_cpus() -> usize {
 
 impl Gateway {
     /// Starts the data plane described by `config` in the calling thread's network namespace.
+    /// When it returns, every map is pinned, every worker runs, and the readiness marker
+    /// `<pin_dir>/gateway_ready` is pinned (last).
     pub fn start(config: &GatewayConfig) -> Result<Gateway, GatewayError> {
+        // A marker left by a gateway that was killed would announce this one too early.
+        roamgate_ebpf::remove_stale_ready(&config.pin_dir)?;
         let mut classifier = Classifier::load(&config.pin_dir)?;
+        let ready = classifier.ready_marker()?;
         let mode = match config.xdp_mode {
             XdpMode::Driver => AttachMode::Driver,
             XdpMode::Generic => AttachMode::Generic,
@@ -366,6 +385,7 @@ impl Gateway {
         let mut gateway = Gateway {
             shared: Arc::clone(&shared),
             threads,
+            ready: None,
             classifier: None,
             pin_dir: config.pin_dir.clone(),
             workers: 0,
@@ -411,7 +431,16 @@ impl Gateway {
             gateway.workers += 1;
         }
         gateway.classifier = Some(classifier);
-        tracing::info!(workers = gateway.workers, pin_dir = %config.pin_dir.display(), "gateway running");
+        // Last: every map is pinned and every worker runs; now the instance is ready.
+        let ready = gateway.ready.insert(ready);
+        let record = ready.publish(gateway.workers)?;
+        tracing::info!(
+            workers = gateway.workers,
+            pin_dir = %config.pin_dir.display(),
+            marker = %ready.path().display(),
+            pid = record.pid,
+            "gateway running; readiness marker pinned"
+        );
         Ok(gateway)
     }
 
@@ -436,28 +465,74 @@ impl Gateway {
         self.classifier.as_ref()
     }
 
-    /// Stops the workers and helper threads and detaches XDP.
-    pub fn stop(mut self) {
-        self.shutdown();
+    /// Unpins the readiness marker, then stops the workers and helper threads and detaches
+    /// XDP.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Panicked`] naming every thread that panicked while the gateway ran
+    /// (each is also logged at error level), or the error unpinning the marker. The gateway
+    /// is stopped either way.
+    pub fn stop(mut self) -> Result<(), GatewayError> {
+        self.shutdown()
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self) -> Result<(), GatewayError> {
+        // First: nobody may take the instance for ready while it stops.
+        let withdrawn = match self.ready.take() {
+            Some(mut marker) => marker.withdraw().map(drop).inspect_err(|e| {
+                tracing::error!(error = %e, "could not unpin the readiness marker");
+            }),
+            None => Ok(()),
+        };
         self.shared.stop.store(true, Ordering::Release);
         self.shared.hops.want(nexthop::HopKey {
             src: None,
             dst: IpAddr::from([0, 0, 0, 0]),
         });
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        let panicked = join_all(self.threads.drain(..));
         // Dropping the classifier detaches XDP from every interface.
         self.classifier = None;
+        if !panicked.is_empty() {
+            return Err(GatewayError::Panicked { threads: panicked });
+        }
+        withdrawn.map_err(GatewayError::from)
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        self.shutdown();
+        // After `stop` this finds nothing left to do. Otherwise every failure was logged at
+        // error level by `shutdown`, and a destructor has nobody to return it to.
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "the gateway was dropped without `stop`");
+        }
+    }
+}
+
+/// Joins every thread and returns the ones that panicked as `name: message`, each also
+/// logged at error level.
+fn join_all(threads: impl IntoIterator<Item = JoinHandle<()>>) -> Vec<String> {
+    let mut panicked = Vec::new();
+    for t in threads {
+        let name = t.thread().name().unwrap_or("unnamed").to_string();
+        if let Err(payload) = t.join() {
+            let message = panic_message(payload.as_ref());
+            tracing::error!(thread = %name, panic = %message, "a data-plane thread panicked");
+            panicked.push(format!("{name}: {message}"));
+        }
+    }
+    panicked
+}
+
+/// The message of a panic payload (`panic!` with a literal or a format string).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
@@ -491,4 +566,45 @@ pub fn counter_summary(pin_dir: &std::path::Path) -> Result<String, roamgate_ebp
         .map(|(name, n)| format!("{name}={n}"))
         .collect::<Vec<_>>()
         .join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panicked_threads_are_reported_by_name_with_their_message() {
+        let spawn = |name: &str, f: fn()| {
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(f)
+                .unwrap()
+        };
+        let threads = vec![
+            spawn("rg-worker-0", || {}),
+            spawn("rg-worker-1", || panic!("slot {} out of range", 7)),
+            spawn("rg-sa-sync", || panic!("a literal")),
+            spawn("rg-nexthop", || std::panic::panic_any(42_u8)),
+        ];
+        assert_eq!(
+            join_all(threads),
+            [
+                "rg-worker-1: slot 7 out of range",
+                "rg-sa-sync: a literal",
+                "rg-nexthop: a panic without a message",
+            ]
+        );
+        assert!(join_all([spawn("rg-worker-2", || {})]).is_empty());
+    }
+
+    #[test]
+    fn the_panic_error_names_every_thread() {
+        let e = GatewayError::Panicked {
+            threads: vec!["rg-worker-0: boom".into(), "rg-tun: bang".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "2 data-plane thread(s) panicked: rg-worker-0: boom; rg-tun: bang"
+        );
+    }
 }

@@ -3,9 +3,14 @@
 //! docs/gateway.md describe, and none of them hand-writes TOML.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::netns::Netns;
+use crate::process::Supervised;
 
 use crate::strongswan::{GW_ID, RW_ID, TunnelParams};
 use crate::topology::RW_POOL;
@@ -37,6 +42,10 @@ pub struct Daemon {
     /// IKE fragment size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fragment_size: Option<u32>,
+    /// How long to wait at start for the data plane's readiness marker (`"30s"`; `"0s"`:
+    /// not at all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataplane_wait: Option<String>,
 }
 
 /// `[connections.<name>]`.
@@ -267,6 +276,64 @@ pub fn gateway_toml(pin_dir: &Path) -> String {
     )
 }
 
+/// The name of the readiness marker `roamgate gateway` pins in its pin directory, last, once
+/// every map is pinned and its workers run (`roamgate_ebpf::abi::maps::GATEWAY_READY`; the
+/// lab does not link the data plane, so it knows the name only).
+pub const READY_MARKER: &str = "gateway_ready";
+
+/// Starts `bin` (the `roamgate` binary) with `args` in `ns` as the supervised process `name`,
+/// logging to `<logs>/<name>.log` at level info. `nsenter --net` keeps the host's /sys, so
+/// bpffs stays visible (`ip netns exec` would mount a fresh /sys and hide the pinned maps).
+pub fn spawn(
+    ns: &Netns,
+    name: &str,
+    bin: &Path,
+    args: &[&str],
+    logs: &Path,
+) -> crate::Result<Supervised> {
+    let mut command = Command::new("nsenter");
+    command
+        .arg(format!("--net=/run/netns/{}", ns.name()))
+        .arg(bin)
+        .args(args)
+        .env("RUST_LOG", "info");
+    Supervised::spawn(name, command, logs)
+}
+
+/// Waits until the `roamgate gateway` process `gateway` has pinned its readiness marker in
+/// `pin_dir` (every map is pinned and its workers run) and returns the marker's path; fails
+/// early, with the tail of its log, if the process exits, and after `timeout` otherwise.
+///
+/// Only the marker's presence is checked: the lab does not link the data plane.
+pub fn wait_gateway_ready(
+    pin_dir: &Path,
+    timeout: Duration,
+    gateway: &mut Supervised,
+) -> crate::Result<PathBuf> {
+    let marker = pin_dir.join(READY_MARKER);
+    let start = Instant::now();
+    loop {
+        gateway.check_running()?;
+        if marker.exists() {
+            return Ok(marker);
+        }
+        if start.elapsed() > timeout {
+            return Err(crate::LabError::Timeout {
+                what: format!(
+                    "`roamgate gateway` to pin its readiness marker {}",
+                    marker.display()
+                ),
+                seconds: timeout.as_secs_f64(),
+                logs: gateway
+                    .log()
+                    .parent()
+                    .map_or_else(PathBuf::new, Path::to_path_buf),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The data plane's worker counters, summed over workers, read with `roamgate counters` from
 /// the maps pinned in `pin_dir` (the lab does not link the data plane, so that it builds on a
 /// machine without the XDP toolchain).
@@ -305,6 +372,50 @@ pub fn unpin(bin: &Path, pin_dir: &Path) -> crate::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sleeper(logs: &Path, seconds: &str) -> Supervised {
+        let mut command = Command::new("sleep");
+        command.arg(seconds);
+        Supervised::spawn("gateway", command, logs).unwrap()
+    }
+
+    #[test]
+    fn the_wait_for_the_marker_ends_when_it_appears_times_out_or_the_gateway_exits() {
+        let dir = tempfile_dir("ready");
+        let pins = dir.join("pins");
+        std::fs::create_dir_all(&pins).unwrap();
+
+        // No marker: times out, naming the marker.
+        let mut running = sleeper(&dir, "30");
+        let err = wait_gateway_ready(&pins, Duration::from_millis(200), &mut running).unwrap_err();
+        assert!(matches!(err, crate::LabError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("gateway_ready"), "{err}");
+
+        // The marker appears: found.
+        std::fs::write(pins.join(READY_MARKER), "").unwrap();
+        assert_eq!(
+            wait_gateway_ready(&pins, Duration::from_secs(5), &mut running).unwrap(),
+            pins.join(READY_MARKER)
+        );
+        running.stop(Duration::from_secs(1));
+
+        // The gateway exits: fails at once, not after the timeout.
+        std::fs::remove_file(pins.join(READY_MARKER)).unwrap();
+        let mut exited = sleeper(&dir, "0");
+        let begin = Instant::now();
+        let err = wait_gateway_ready(&pins, Duration::from_secs(30), &mut exited).unwrap_err();
+        assert!(matches!(err, crate::LabError::Command { .. }), "{err}");
+        assert!(begin.elapsed() < Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fresh scratch directory for one test.
+    fn tempfile_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("roamgate-lab-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 
     #[test]
     fn counters_parse_by_name_and_garbage_is_refused() {
