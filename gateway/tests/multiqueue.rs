@@ -17,6 +17,7 @@ mod lab;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +38,9 @@ const QUEUES: u16 = 2;
 const FLOWS: u16 = 32;
 /// The receiving port on LAN host B.
 const PORT: u16 = 9000;
+/// The receiver's socket buffer: every datagram of the longest stream (4096), at the kernel's
+/// accounting of about 1 KiB per small datagram, four times over.
+const RECV_BUFFER: usize = 16 << 20;
 /// The second half of every datagram (the first is its id).
 const MARK: [u8; 4] = [0xa5, 0x5a, 0xc3, 0x3c];
 
@@ -89,6 +93,10 @@ impl Datagrams {
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
+        // Room for every datagram of a stream: on a busy machine the receiver thread may not
+        // run for a while, and a full socket buffer would drop what the data plane delivered.
+        roamgate_lab::packet::force_recv_buffer(socket.as_fd(), RECV_BUFFER)
+            .unwrap_or_else(|e| panic!("{e}"));
         let senders = from
             .enter(|| {
                 (0..FLOWS)

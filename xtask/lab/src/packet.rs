@@ -8,6 +8,37 @@ use std::time::Duration;
 use crate::error::{LabError, Result};
 use crate::netns::Netns;
 
+fn set_option<T>(fd: BorrowedFd<'_>, level: i32, option: i32, value: &T, what: &str) -> Result<()> {
+    // SAFETY: value is valid for reads of its size for the call; fd is an open descriptor.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            option,
+            (value as *const T).cast(),
+            size_of::<T>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(os_error(what));
+    }
+    Ok(())
+}
+
+/// Sets the receive buffer of `socket` (any kind) to `bytes`, above the system's limit if
+/// need be (`SO_RCVBUFFORCE`, root only): a receiver that is not scheduled for a while on a
+/// busy machine then keeps every datagram of a burst instead of dropping them.
+pub fn force_recv_buffer(socket: BorrowedFd<'_>, bytes: usize) -> Result<()> {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    set_option(
+        socket,
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        &bytes,
+        "SO_RCVBUFFORCE",
+    )
+}
+
 /// `ETH_P_ALL`: a socket that receives every frame of its interface, both ways.
 pub const ALL_FRAMES: u16 = libc::ETH_P_ALL as u16;
 /// `ETH_P_IP`: a socket that receives the IPv4 frames of its interface.
@@ -69,20 +100,7 @@ impl PacketSocket {
     }
 
     fn set<T>(&self, level: i32, option: i32, value: &T, what: &str) -> Result<()> {
-        // SAFETY: value is valid for reads of its size for the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                option,
-                (value as *const T).cast(),
-                size_of::<T>() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(os_error(what));
-        }
-        Ok(())
+        set_option(self.fd.as_fd(), level, option, value, what)
     }
 
     /// Sends straight to the device, past its queueing discipline (`PACKET_QDISC_BYPASS`).
@@ -108,13 +126,7 @@ impl PacketSocket {
     /// Sets the receive buffer to `bytes`, above the system's limit if need be, so that a
     /// recording keeps every frame of a burst.
     pub fn set_recv_buffer(&self, bytes: usize) -> Result<()> {
-        let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        self.set(
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &bytes,
-            "SO_RCVBUFFORCE",
-        )
+        force_recv_buffer(self.fd.as_fd(), bytes)
     }
 
     /// Sends one frame (Ethernet header included).
