@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::config::{ConnectionConfig, Mode};
+use super::exchange::REASSEMBLY_TIMEOUT;
 use super::exchange::Request;
 use super::negotiate::{EspAlgorithms, IkeAlgorithms};
+use super::timer::{Timer, TimerTable};
 use super::{ChildSaInfo, IkeSaHandle, IkeSaInfo};
 use crate::crypto::Secret;
 use crate::crypto::dh::DhPrivate;
@@ -113,9 +115,8 @@ pub(super) struct Pending {
     pub(super) bytes: Vec<u8>,
     /// Every fragment, when it was fragmented (all are retransmitted together).
     pub(super) fragments: Vec<Vec<u8>>,
-    /// How many times it was sent.
+    /// How many times it was sent (its next retransmission is [`Timer::Retransmit`]).
     pub(super) sends: u32,
-    pub(super) next_at: Instant,
     pub(super) request: Request,
 }
 
@@ -171,16 +172,12 @@ pub(super) struct IkeSa {
     pub(super) last_inbound: Instant,
     /// When we last sent anything to the peer (NAT keepalives fill longer silences).
     pub(super) last_outbound: Instant,
-    /// When a half-open SA expires.
-    pub(super) expires_at: Option<Instant>,
     /// Counter for AES-GCM IVs (unique per key by construction).
     pub(super) iv_counter: u64,
     /// Our CREATE_CHILD_SA in flight.
     pub(super) rekey: Option<RekeyState>,
-    /// When we rekey the IKE SA.
-    pub(super) rekey_at: Option<Instant>,
-    /// When the IKE SA must go if no rekey replaced its keys (rekey time + over time).
-    pub(super) hard_expiry: Option<Instant>,
+    /// Every deadline of the SA (see [`Timer`]).
+    pub(super) timers: TimerTable,
     /// An IKE SA replaced by its rekeyed successor: it lives on only to finish its Delete
     /// and reports nothing.
     pub(super) silent: bool,
@@ -263,11 +260,9 @@ impl IkeSa {
             assigned_vips: Vec::new(),
             last_inbound: now,
             last_outbound: now,
-            expires_at: None,
+            timers: TimerTable::default(),
             iv_counter: 0,
             rekey: None,
-            rekey_at: None,
-            hard_expiry: None,
             silent: false,
             local_spi_before_rekey: 0,
             peer_hashes: None,
@@ -336,50 +331,53 @@ impl IkeSa {
         }
     }
 
-    /// The DPD deadline, when liveness checking is on and nothing is outstanding.
-    pub(super) fn dpd_at(&self, dpd: Option<std::time::Duration>) -> Option<Instant> {
-        let d = dpd?;
-        if self.is_established() && !self.silent && self.pending.is_none() && self.queue.is_empty()
-        {
-            self.last_inbound.checked_add(d)
-        } else {
-            None
-        }
-    }
-
-    /// When the next NAT keepalive is due: only behind a NAT, and only after silence
-    /// ([RFC 3948 § 4](https://www.rfc-editor.org/rfc/rfc3948#section-4)).
-    pub(super) fn keepalive_at(&self, interval: Option<std::time::Duration>) -> Option<Instant> {
-        let i = interval?;
-        if self.is_established() && !self.silent && self.nat_local {
-            self.last_outbound.checked_add(i)
-        } else {
-            None
-        }
-    }
-
-    pub(super) fn next_timeout_with(
-        &self,
+    /// Derives the timers that follow from the SA's state (see [`Timer`]): a liveness
+    /// check `dpd` after the peer's last authenticated message while nothing is outstanding,
+    /// a NAT keepalive `keepalive` after our last datagram while we are behind a NAT, the
+    /// earliest CHILD_SA rekey time, the end of a reassembly under way; and disarms the
+    /// retransmission when nothing is outstanding. The engine calls it after every input.
+    pub(super) fn rearm(
+        &mut self,
         dpd: Option<std::time::Duration>,
         keepalive: Option<std::time::Duration>,
-    ) -> Option<Instant> {
+    ) {
         let established = self.is_established();
-        [
-            self.keepalive_at(keepalive),
-            self.pending.as_ref().map(|p| p.next_at),
-            self.expires_at,
-            self.dpd_at(dpd),
-            self.rekey_at.filter(|_| established),
-            self.hard_expiry.filter(|_| established),
+        let live = established && !self.silent;
+        let idle = self.pending.is_none() && self.queue.is_empty();
+        let t = &mut self.timers;
+        t.set_or_stop(
+            Timer::Dpd,
+            dpd.filter(|_| live && idle)
+                .and_then(|d| self.last_inbound.checked_add(d)),
+        );
+        t.set_or_stop(
+            Timer::Keepalive,
+            keepalive
+                .filter(|_| live && self.nat_local)
+                .and_then(|i| self.last_outbound.checked_add(i)),
+        );
+        t.set_or_stop(
+            Timer::RekeyChild,
             self.children
                 .iter()
                 .filter_map(|c| c.rekey_at)
                 .min()
                 .filter(|_| established),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        );
+        t.set_or_stop(
+            Timer::Reassembly,
+            self.reassembly
+                .as_ref()
+                .and_then(|r| r.started.checked_add(REASSEMBLY_TIMEOUT)),
+        );
+        if self.pending.is_none() {
+            t.stop(Timer::Retransmit);
+        }
+    }
+
+    /// When the SA next has timer work.
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
     }
 
     /// Splits off the IKE SA this one was before a rekey: the old SPIs, keys, message IDs and
@@ -418,11 +416,13 @@ impl IkeSa {
             assigned_vips: Vec::new(),
             last_inbound: self.last_inbound,
             last_outbound: self.last_outbound,
-            expires_at: Some(expires_at),
+            timers: {
+                let mut timers = TimerTable::default();
+                timers.set(Timer::Expire, expires_at);
+                timers
+            },
             iv_counter: self.iv_counter,
             rekey: None,
-            rekey_at: None,
-            hard_expiry: None,
             silent: true,
             local_spi_before_rekey: 0,
             peer_hashes: None,

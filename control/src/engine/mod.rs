@@ -81,6 +81,7 @@ pub mod negotiate;
 mod pool;
 pub mod sa;
 pub mod stats;
+mod timer;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -595,8 +596,7 @@ impl Engine {
             let Some(mut sa) = self.sas.remove(&h) else {
                 continue;
             };
-            let next = sa.next_timeout_with(sa.cfg.dpd_delay, self.config.nat_keepalive);
-            if next.is_some_and(|t| t <= now) {
+            if sa.next_timeout().is_some_and(|t| t <= now) {
                 if self.sa_timeout(now, &mut sa) {
                     self.insert_sa(h, sa);
                 } else {
@@ -621,13 +621,15 @@ impl Engine {
         self.schedule(handle);
     }
 
-    /// Schedules the next timer of the IKE SA `handle`, if it has one.
+    /// Derives the state-dependent timers of the IKE SA `handle` and schedules its next
+    /// one, if it has one.
     fn schedule(&mut self, handle: IkeSaHandle) {
-        if let Some(at) = self
-            .sas
-            .get(&handle)
-            .and_then(|sa| sa.next_timeout_with(sa.cfg.dpd_delay, self.config.nat_keepalive))
-        {
+        let keepalive = self.config.nat_keepalive;
+        let Some(sa) = self.sas.get_mut(&handle) else {
+            return;
+        };
+        sa.rearm(sa.cfg.dpd_delay, keepalive);
+        if let Some(at) = sa.next_timeout() {
             self.timers.push(Reverse((at, handle)));
         }
     }

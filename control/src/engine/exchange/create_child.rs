@@ -709,7 +709,8 @@ impl Engine {
             return true;
         };
         let retry_later = |engine: &mut Engine, sa: &mut IkeSa| {
-            sa.rekey_at = now.checked_add(engine.retry_delay());
+            let at = now.checked_add(engine.retry_delay());
+            sa.timers.set_or_stop(Timer::RekeyIke, at);
         };
         let (Some(sa_p), Some(nr), Some(ke)) =
             (sa_of(payloads), nonce_of(payloads), ke_of(payloads))
@@ -881,12 +882,7 @@ impl Engine {
         sa.next_message_id = 0;
         sa.peer_next_message_id = 0;
         sa.iv_counter = 0;
-        sa.rekey_at = self.rekey_due(now, sa.cfg.rekey_time, sa.cfg.rand_time);
-        sa.hard_expiry = sa
-            .cfg
-            .rekey_time
-            .zip(sa.cfg.over_time)
-            .and_then(|(r, o)| now.checked_add(r.saturating_add(o)));
+        self.arm_ike_lifetime(now, sa);
         self.by_spi.insert(sa.local_spi(), sa.handle);
         tracing::info!(
             connection = %sa.connection,

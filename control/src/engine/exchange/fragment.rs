@@ -14,7 +14,8 @@ pub(super) const MAX_FRAGMENTS: u16 = 64;
 pub(super) const MAX_REASSEMBLED: usize = 64 * 1024;
 
 /// The fragments of a message that is still incomplete after this long are dropped.
-pub(super) const REASSEMBLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(in crate::engine) const REASSEMBLY_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(30);
 
 impl Engine {
     /// The largest IKE message (UDP payload without the non-ESP marker) a fragment may be,
@@ -116,7 +117,7 @@ impl Engine {
             None => true,
             Some(r) => {
                 r.message_id != mid
-                    || now.saturating_duration_since(r.started) > REASSEMBLY_TIMEOUT
+                    || now.saturating_duration_since(r.started) >= REASSEMBLY_TIMEOUT
                     || usize::from(total) > r.parts.len()
             }
         };

@@ -395,13 +395,8 @@ impl Engine {
 
     pub(in crate::engine) fn established(&mut self, now: Instant, sa: &mut IkeSa) {
         sa.state = State::Established;
-        sa.rekey_at = self.rekey_due(now, sa.cfg.rekey_time, sa.cfg.rand_time);
-        sa.hard_expiry = sa
-            .cfg
-            .rekey_time
-            .zip(sa.cfg.over_time)
-            .and_then(|(r, o)| now.checked_add(r.saturating_add(o)));
-        sa.expires_at = None;
+        self.arm_ike_lifetime(now, sa);
+        sa.timers.stop(Timer::Expire);
         sa.last_inbound = now;
         self.half_open.retain(|_, h| *h != sa.handle);
         self.stats.ike_sas_established += 1;
@@ -1131,6 +1126,25 @@ mod tests {
         );
         assert_eq!(e.stats().drop_fragment, 3);
         assert_eq!(e.stats().messages_reassembled, 0);
+    }
+
+    #[test]
+    fn an_incomplete_reassembly_alone_wakes_the_sa_and_is_dropped_at_its_deadline() {
+        let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
+        assert!(
+            e.add_fragment(now, &mut sa, 1, (1, 2), SA, b"a".to_vec(), b"1")
+                .is_none()
+        );
+        let handle = sa.handle;
+        e.insert_sa(handle, sa);
+        // Nothing else is armed on this SA: the reassembly's deadline is the next wake-up.
+        assert_eq!(e.poll_timeout(), Some(now + REASSEMBLY_TIMEOUT));
+        e.handle_timeout(now + REASSEMBLY_TIMEOUT - std::time::Duration::from_millis(1));
+        assert_eq!(e.stats().drop_fragment, 0);
+        e.handle_timeout(now + REASSEMBLY_TIMEOUT);
+        assert_eq!(e.stats().drop_fragment, 1);
+        assert!(e.sas[&handle].reassembly.is_none());
+        assert_eq!(e.sas[&handle].next_timeout(), None);
     }
 
     #[test]

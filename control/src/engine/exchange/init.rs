@@ -104,9 +104,10 @@ impl Engine {
             fragments: Vec::new(),
             bytes,
             sends: 1,
-            next_at: now + self.config.retransmit.wait(0),
             request: Request::IkeSaInit,
         });
+        sa.timers
+            .set(Timer::Retransmit, now + self.config.retransmit.wait(0));
     }
 
     pub(in crate::engine) fn fail(&mut self, sa: &IkeSa, reason: FailureReason) {
@@ -375,9 +376,12 @@ impl Engine {
             nr: nr.clone(),
             init_request: bytes.to_vec(),
             peer_next_message_id: 1,
-            expires_at: now.checked_add(self.config.half_open_timeout),
             ..IkeSa::half_open(handle, conn, c.clone(), false, local, remote, now)
         };
+        sa.timers.set_or_stop(
+            Timer::Expire,
+            now.checked_add(self.config.half_open_timeout),
+        );
         self.detect_nat(&mut sa, &msg, 0);
         sa.peer_hashes = peer_hash_algorithms(&msg.payloads);
         sa.fragmentation =

@@ -21,6 +21,7 @@ use super::negotiate::{
     is_subset, narrow, offer, select_esp, select_ike,
 };
 use super::sa::{ChildProtocol, ChildSaInstall, Lifetimes, SaEvent, SaKeys};
+use super::timer::Timer;
 use super::{
     CommandError, DeleteReason, Engine, Event, FailureReason, IKE_PORT, IkeSaHandle, NATT_PORT,
     Transmit,
@@ -35,7 +36,7 @@ use crate::wire::payload::{
     TrafficSelectors, decode_chain, encode_chain_to_vec,
 };
 use crate::wire::{CfgAttrType, CfgType, ExchangeType, Message, NotifyType, ProtocolId};
-use fragment::REASSEMBLY_TIMEOUT;
+pub(in crate::engine) use fragment::REASSEMBLY_TIMEOUT;
 
 /// strongSwan's private notify asking for BEET mode.
 pub(in crate::engine) const USE_BEET_MODE: NotifyType = NotifyType(40961);
@@ -489,9 +490,10 @@ impl Engine {
             fragments: datagrams,
             bytes,
             sends: 1,
-            next_at: now + self.config.retransmit.wait(0),
             request,
         });
+        sa.timers
+            .set(Timer::Retransmit, now + self.config.retransmit.wait(0));
         true
     }
 
@@ -952,96 +954,122 @@ impl Engine {
 
     // ----- timers -----
 
-    /// Runs the SA's due timers; returns whether it lives on.
+    /// Runs the SA's due timers ([`Timer::VALUES`] order); returns whether it lives on.
     pub(in crate::engine) fn sa_timeout(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
-        if let Some(at) = sa.expires_at
-            && now >= at
-        {
-            if !sa.silent {
-                self.stats.half_open_expired += 1;
+        for timer in Timer::VALUES {
+            if !sa.timers.expire(timer, now) {
+                continue;
+            }
+            let live = sa.is_established() && !sa.silent;
+            match timer {
+                Timer::Expire => {
+                    if !sa.silent {
+                        self.stats.half_open_expired += 1;
+                    }
+                    return false;
+                }
+                // Never completed: the peer gave up or lost a fragment for good.
+                Timer::Reassembly if sa.reassembly.take().is_some() => {
+                    self.stats.drop_fragment += 1;
+                }
+                Timer::Retransmit if !self.retransmit(now, sa) => return false,
+                Timer::HardExpiry if sa.is_established() => {
+                    // Rekeying never succeeded and the keys are worn out: tell the peer
+                    // (once, without waiting for an answer) and go.
+                    let mid = sa.next_message_id;
+                    sa.next_message_id = mid.wrapping_add(1);
+                    let delete = vec![Payload::Delete(Delete::ike())];
+                    if let Some(bytes) =
+                        self.seal(sa, ExchangeType::INFORMATIONAL, false, mid, delete)
+                    {
+                        self.send_raw(sa.local, sa.remote, &bytes);
+                    }
+                    self.deleted(sa, DeleteReason::Expired);
+                    return false;
+                }
+                Timer::RekeyIke if sa.is_established() => sa.queue.push_back(Request::RekeyIke),
+                Timer::RekeyChild if sa.is_established() => {
+                    for c in &mut sa.children {
+                        if c.rekey_at.is_some_and(|at| now >= at) {
+                            c.rekey_at = None;
+                            sa.queue.push_back(Request::RekeyChild(c.inbound_spi));
+                        }
+                    }
+                }
+                Timer::Keepalive
+                    if live
+                        && sa.nat_local
+                        && self
+                            .config
+                            .nat_keepalive
+                            .and_then(|i| sa.last_outbound.checked_add(i))
+                            .is_some_and(|at| at <= now) =>
+                {
+                    sa.last_outbound = now;
+                    self.stats.keepalives_sent += 1;
+                    self.stats.datagrams_sent += 1;
+                    self.transmits.push_back(Transmit {
+                        local: sa.local,
+                        remote: sa.remote,
+                        payload: vec![crate::wire::message::NAT_KEEPALIVE],
+                    });
+                }
+                // Only after silence with nothing outstanding: an exchange under way checks
+                // liveness by itself.
+                Timer::Dpd if live && sa.pending.is_none() && sa.queue.is_empty() => {
+                    sa.queue.push_back(Request::Dpd);
+                }
+                // Due in a state where it no longer applies (a rekey timer of an SA being
+                // deleted, a keepalive just made unnecessary by another datagram).
+                _ => {}
+            }
+        }
+        self.pump_queue(now, sa)
+    }
+
+    /// Arms the IKE SA's rekey (its rekey time less a random part of its rand time) and its
+    /// hard expiry (rekey time + over time), counted from `now`: when it is established or
+    /// rekeyed.
+    pub(in crate::engine) fn arm_ike_lifetime(&mut self, now: Instant, sa: &mut IkeSa) {
+        let rekey = self.rekey_due(now, sa.cfg.rekey_time, sa.cfg.rand_time);
+        sa.timers.set_or_stop(Timer::RekeyIke, rekey);
+        let hard = sa
+            .cfg
+            .rekey_time
+            .zip(sa.cfg.over_time)
+            .and_then(|(r, o)| now.checked_add(r.saturating_add(o)));
+        sa.timers.set_or_stop(Timer::HardExpiry, hard);
+    }
+
+    /// Sends the outstanding request again and arms the next retransmission, or ends the
+    /// SA when the last try went unanswered; returns whether it lives on.
+    fn retransmit(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
+        let tries = self.config.retransmit.tries;
+        let Some(p) = &mut sa.pending else {
+            return true;
+        };
+        if p.sends > tries {
+            self.stats.exchange_timeouts += 1;
+            match sa.state {
+                State::Established => self.deleted(sa, DeleteReason::DeadPeer),
+                State::Deleting => self.deleted(sa, DeleteReason::Local),
+                _ => self.fail(sa, FailureReason::Timeout),
             }
             return false;
         }
-        if sa
-            .reassembly
-            .as_ref()
-            .is_some_and(|r| now.saturating_duration_since(r.started) > REASSEMBLY_TIMEOUT)
-        {
-            // Never completed: the peer gave up or lost a fragment for good.
-            sa.reassembly = None;
-            self.stats.drop_fragment += 1;
+        let wait = self.config.retransmit.wait(p.sends);
+        p.sends += 1;
+        let datagrams = if p.fragments.is_empty() {
+            vec![p.bytes.clone()]
+        } else {
+            p.fragments.clone()
+        };
+        sa.timers.set(Timer::Retransmit, now + wait);
+        self.stats.requests_retransmitted += 1;
+        sa.last_outbound = now;
+        for d in &datagrams {
+            self.send_raw(sa.local, sa.remote, d);
         }
-        let tries = self.config.retransmit.tries;
-        if let Some(p) = &mut sa.pending
-            && now >= p.next_at
-        {
-            if p.sends > tries {
-                self.stats.exchange_timeouts += 1;
-                match sa.state {
-                    State::Established => self.deleted(sa, DeleteReason::DeadPeer),
-                    State::Deleting => self.deleted(sa, DeleteReason::Local),
-                    _ => self.fail(sa, FailureReason::Timeout),
-                }
-                return false;
-            }
-            let wait = self.config.retransmit.wait(p.sends);
-            p.sends += 1;
-            p.next_at = now + wait;
-            let datagrams = if p.fragments.is_empty() {
-                vec![p.bytes.clone()]
-            } else {
-                p.fragments.clone()
-            };
-            self.stats.requests_retransmitted += 1;
-            sa.last_outbound = now;
-            for d in &datagrams {
-                self.send_raw(sa.local, sa.remote, d);
-            }
-        }
-        if sa.is_established() {
-            if sa.hard_expiry.is_some_and(|at| now >= at) {
-                // Rekeying never succeeded and the keys are worn out: tell the peer (once,
-                // without waiting for an answer) and go.
-                let mid = sa.next_message_id;
-                sa.next_message_id = mid.wrapping_add(1);
-                let delete = vec![Payload::Delete(Delete::ike())];
-                if let Some(bytes) = self.seal(sa, ExchangeType::INFORMATIONAL, false, mid, delete)
-                {
-                    self.send_raw(sa.local, sa.remote, &bytes);
-                }
-                self.deleted(sa, DeleteReason::Expired);
-                return false;
-            }
-            if sa.rekey_at.is_some_and(|at| now >= at) {
-                sa.rekey_at = None;
-                sa.queue.push_back(Request::RekeyIke);
-            }
-            for c in &mut sa.children {
-                if c.rekey_at.is_some_and(|at| now >= at) {
-                    c.rekey_at = None;
-                    sa.queue.push_back(Request::RekeyChild(c.inbound_spi));
-                }
-            }
-        }
-        if sa
-            .keepalive_at(self.config.nat_keepalive)
-            .is_some_and(|at| now >= at)
-        {
-            sa.last_outbound = now;
-            self.stats.keepalives_sent += 1;
-            self.stats.datagrams_sent += 1;
-            self.transmits.push_back(Transmit {
-                local: sa.local,
-                remote: sa.remote,
-                payload: vec![crate::wire::message::NAT_KEEPALIVE],
-            });
-        }
-        let dpd = sa.cfg.dpd_delay;
-        if let Some(at) = sa.dpd_at(dpd)
-            && now >= at
-        {
-            sa.queue.push_back(Request::Dpd);
-        }
-        self.pump_queue(now, sa)
+        true
     }
 }
