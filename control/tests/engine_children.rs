@@ -7,7 +7,8 @@ mod support;
 use std::time::Duration;
 
 use roamgate_control::engine::{
-    CommandError, EngineConfig, Event, FailureReason, IkeSaHandle, StartAction,
+    CommandError, DeleteReason, EngineConfig, Event, FailureReason, IkeSaHandle, MemorySaSink,
+    SaEvent, SaSinkError, StartAction,
 };
 use support::*;
 
@@ -250,4 +251,66 @@ fn every_start_action_child_sa_comes_up_with_the_connection() {
     handle(&sim, 0);
     assert!(child_failures(&sim, 0).is_empty());
     assert!(child_failures(&sim, 1).is_empty());
+}
+
+/// The CHILD_SA deletions `node` reported, as (inbound SPI, reason).
+fn child_deletions(sim: &Sim, node: usize) -> Vec<(u32, DeleteReason)> {
+    sim.nodes[node]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaDeleted {
+                inbound_spi,
+                reason,
+                ..
+            } => Some((*inbound_spi, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_child_sa_the_data_plane_refuses_is_deleted_on_both_sides_and_the_ike_sa_stays() {
+    let (i, r) = two_child_configs("aes256-sha256", "aes256-sha256");
+    let mut sim = sim_pair(83, i, r);
+    // The responder's data plane holds one CHILD_SA: the second does not fit.
+    sim.nodes[1].sink = MemorySaSink::with_capacity(1);
+    sim.nodes[1].refusals_expected = true;
+    sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
+        && s.nodes[1].sink.len() == 1));
+    let h = handle(&sim, 0);
+    initiate_child(&mut sim, 0, h, "mgmt");
+
+    // The responder's sink refused the install, as a full table does.
+    let refused = &sim.nodes[1].refused;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let (SaEvent::Install(mgmt), SaSinkError::Full) = &refused[0] else {
+        panic!("not a refused install: {refused:?}");
+    };
+    assert_eq!(mgmt.name, "mgmt");
+    let responder = sim.nodes[1].engine.stats();
+    assert_eq!(
+        (responder.child_sas_refused, responder.sa_sink_errors),
+        (1, 1)
+    );
+    // Neither side keeps it, in its sink or in its view of the IKE SA; the peer learnt it
+    // from the responder's Delete, as a deletion by the peer.
+    assert_eq!(
+        child_deletions(&sim, 1),
+        [(mgmt.inbound.spi, DeleteReason::DataPlaneRefused)]
+    );
+    assert_eq!(
+        child_deletions(&sim, 0),
+        [(mgmt.outbound.spi, DeleteReason::Peer)]
+    );
+    assert_children(&sim, 1, 0, &["net"]);
+    for node in 0..2 {
+        let sas = sim.nodes[node].engine.ike_sas();
+        assert_eq!(sas.len(), 1);
+        assert!(sas[0].established, "the IKE SA stays on node {node}");
+        let names: Vec<&str> = sas[0].children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["net"], "node {node}");
+    }
+    assert_eq!(sim.nodes[0].engine.stats().child_sas_refused, 0);
 }

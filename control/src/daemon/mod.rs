@@ -444,8 +444,9 @@ impl Daemon {
         }
     }
 
-    /// Sends every datagram, applies every SA event, logs every event.
-    fn flush(&mut self) {
+    /// Sends every datagram the engine has queued, each from the socket of its port and
+    /// family.
+    fn send_transmits(&mut self) {
         while let Some(t) = self.engine.poll_transmit() {
             let socket = self.sockets.iter().find(|s| {
                 s.bound().port() == t.local.port() && s.bound().is_ipv4() == t.local.is_ipv4()
@@ -462,11 +463,20 @@ impl Daemon {
                 tracing::warn!(local = %t.local, remote = %t.remote, error = %e, "send failed");
             }
         }
+    }
+
+    /// Sends every datagram, applies every SA event, logs every event.
+    fn flush(&mut self) {
+        self.send_transmits();
+        // The engine's answer to a refusal may be more to send and more SA events.
+        let now = Instant::now();
         while let Some(e) = self.engine.poll_sa_event() {
-            log_sa_event(&e);
-            if let Err(err) = self.sink.apply(&e) {
-                tracing::error!(error = %err, "the data plane refused an SA event");
+            let result = self.sink.apply(&e);
+            if result.is_ok() {
+                log_sa_event(&e);
             }
+            self.engine.handle_sa_result(now, &e, &result);
+            self.send_transmits();
         }
         while let Some(e) = self.engine.poll_event() {
             log_event(&e);

@@ -12,8 +12,9 @@
 //! After every input (datagram, timeout or command), the caller:
 //!
 //! 1. sends every [`Engine::poll_transmit`] datagram from `local` to `remote`,
-//! 2. applies every [`Engine::poll_sa_event`] to the data plane (or calls
-//!    [`Engine::apply_sa_events`] with an [`SaSink`]),
+//! 2. applies every [`Engine::poll_sa_event`] to the data plane and hands the result back
+//!    with [`Engine::handle_sa_result`] (or calls [`Engine::apply_sa_events`] with an
+//!    [`SaSink`], which does both); a refusal can queue more to send,
 //! 3. handles every [`Engine::poll_event`],
 //! 4. sleeps until [`Engine::poll_timeout`] (or the next datagram) and calls
 //!    [`Engine::handle_timeout`] when it passes.
@@ -160,6 +161,9 @@ pub enum DeleteReason {
     Rekeyed,
     /// Its hard lifetime (rekey time + over time) ran out before a rekey succeeded.
     Expired,
+    /// The data plane refused to install or move it ([`Engine::handle_sa_result`]); the
+    /// peer is told with a Delete.
+    DataPlaneRefused,
 }
 
 /// Something the daemon should know about (the data plane's instructions are [`SaEvent`]s).
@@ -649,18 +653,96 @@ impl Engine {
         self.sa_events.pop_front()
     }
 
-    /// Applies every pending [`SaEvent`] to `sink`; failures are counted
-    /// ([`EngineStats::sa_sink_errors`]), logged, and returned.
-    pub fn apply_sa_events(&mut self, sink: &mut dyn SaSink) -> Vec<(SaEvent, SaSinkError)> {
+    /// Applies every pending [`SaEvent`] to `sink` and hands each result to
+    /// [`Engine::handle_sa_result`]; returns the refused events with their errors.
+    pub fn apply_sa_events(
+        &mut self,
+        now: Instant,
+        sink: &mut dyn SaSink,
+    ) -> Vec<(SaEvent, SaSinkError)> {
         let mut failed = Vec::new();
         while let Some(e) = self.sa_events.pop_front() {
-            if let Err(err) = sink.apply(&e) {
-                self.stats.sa_sink_errors += 1;
-                tracing::warn!(error = %err, "data plane rejected an SA event");
+            let result = sink.apply(&e);
+            self.handle_sa_result(now, &e, &result);
+            if let Err(err) = result {
                 failed.push((e, err));
             }
         }
         failed
+    }
+
+    /// The data plane's answer to one [`SaEvent`] taken with [`Engine::poll_sa_event`].
+    ///
+    /// A CHILD_SA whose install or move was refused (cipher, selectors, table full) does
+    /// not stay looking established while its traffic is dropped: it is removed (with an
+    /// [`SaEvent::Delete`] if it was installed before, a move), [`Event::ChildSaDeleted`]
+    /// with [`DeleteReason::DataPlaneRefused`] reports it, the peer gets an INFORMATIONAL
+    /// Delete for it, and it is counted ([`EngineStats::child_sas_refused`]) and logged with
+    /// the reason. A refused Delete is counted and logged: the CHILD_SA is gone already.
+    /// Every refusal counts in [`EngineStats::sa_sink_errors`].
+    pub fn handle_sa_result(
+        &mut self,
+        now: Instant,
+        event: &SaEvent,
+        result: &Result<(), SaSinkError>,
+    ) {
+        let Err(error) = result else {
+            return;
+        };
+        self.stats.sa_sink_errors += 1;
+        let (ike_sa, inbound_spi, installed) = match event {
+            SaEvent::Install(c) => (c.ike_sa, c.inbound.spi, false),
+            SaEvent::UpdateAddresses {
+                ike_sa,
+                inbound_spi,
+                ..
+            } => (*ike_sa, *inbound_spi, true),
+            SaEvent::Delete {
+                inbound_spi,
+                outbound_spi,
+                ..
+            } => {
+                tracing::warn!(
+                    %error,
+                    spi_in = format_args!("{inbound_spi:08x}"),
+                    spi_out = format_args!("{outbound_spi:08x}"),
+                    "the data plane refused to delete a CHILD_SA"
+                );
+                return;
+            }
+        };
+        let Some(mut sa) = self.sas.remove(&ike_sa) else {
+            return;
+        };
+        if let Some(i) = sa
+            .children
+            .iter()
+            .position(|c| c.inbound_spi == inbound_spi)
+        {
+            let child = sa.children.remove(i);
+            self.stats.child_sas_refused += 1;
+            tracing::warn!(
+                %error,
+                connection = %sa.connection,
+                child = %child.name,
+                spi_in = format_args!("{:08x}", child.inbound_spi),
+                spi_out = format_args!("{:08x}", child.outbound_spi),
+                what = if installed { "move" } else { "install" },
+                "the data plane refused a CHILD_SA: deleting it and telling the peer"
+            );
+            if installed {
+                self.remove_child_events(sa.handle, &child, DeleteReason::DataPlaneRefused);
+            } else {
+                self.child_sa_gone(sa.handle, &child, DeleteReason::DataPlaneRefused);
+            }
+            sa.queue
+                .push_back(exchange::Request::DeleteRefusedChild(child.inbound_spi));
+        }
+        if self.pump_queue(now, &mut sa) {
+            self.insert_sa(ike_sa, sa);
+        } else {
+            self.forget(sa);
+        }
     }
 
     // ----- internals shared by the exchange modules -----

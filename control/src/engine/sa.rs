@@ -136,12 +136,23 @@ pub trait SaSink {
 pub struct MemorySaSink {
     sas: BTreeMap<u32, ChildSaInstall>,
     applied: u64,
+    /// At most this many SAs, like a data plane's table; unbounded if `None`.
+    capacity: Option<usize>,
 }
 
 impl MemorySaSink {
     /// An empty table.
     pub fn new() -> MemorySaSink {
         MemorySaSink::default()
+    }
+
+    /// An empty table that holds at most `capacity` SAs and refuses further installs with
+    /// [`SaSinkError::Full`], as a data plane's full table does.
+    pub fn with_capacity(capacity: usize) -> MemorySaSink {
+        MemorySaSink {
+            capacity: Some(capacity),
+            ..MemorySaSink::default()
+        }
     }
 
     /// The SA with this inbound SPI.
@@ -181,6 +192,9 @@ impl SaSink for MemorySaSink {
             SaEvent::Install(sa) => {
                 if self.sas.contains_key(&sa.inbound.spi) {
                     return Err(SaSinkError::DuplicateSpi(sa.inbound.spi));
+                }
+                if self.capacity.is_some_and(|c| self.sas.len() >= c) {
+                    return Err(SaSinkError::Full);
                 }
                 self.sas.insert(sa.inbound.spi, (**sa).clone());
             }

@@ -66,6 +66,8 @@ pub struct EngineStats {
     pub child_rekey_collisions: u64,
     /// SA events the data plane failed to apply.
     pub sa_sink_errors: u64,
+    /// CHILD_SAs deleted because the data plane refused to install or move them.
+    pub child_sas_refused: u64,
     /// IKE fragments sent ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)).
     pub fragments_sent: u64,
     /// IKE fragments received that passed their integrity check.

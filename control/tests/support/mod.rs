@@ -83,6 +83,12 @@ pub struct Node {
     pub sent: Vec<Transmit>,
     /// A NAT in front of the node: its public address.
     pub nat: Option<IpAddr>,
+    /// The SA events its sink refused; any fails the test unless `refusals_expected`.
+    pub refused: Vec<(
+        roamgate_control::engine::SaEvent,
+        roamgate_control::engine::SaSinkError,
+    )>,
+    pub refusals_expected: bool,
 }
 
 struct InFlight {
@@ -139,6 +145,8 @@ impl Sim {
             events: Vec::new(),
             sent: Vec::new(),
             nat: None,
+            refused: Vec::new(),
+            refusals_expected: false,
         });
         self.nodes.len() - 1
     }
@@ -160,8 +168,12 @@ impl Sim {
                 self.launch(i, t);
             }
             let node = &mut self.nodes[i];
-            let failed = node.engine.apply_sa_events(&mut node.sink);
-            assert!(failed.is_empty(), "sink refused SA events: {failed:?}");
+            let failed = node.engine.apply_sa_events(self.now, &mut node.sink);
+            assert!(
+                failed.is_empty() || node.refusals_expected,
+                "sink refused SA events: {failed:?}"
+            );
+            node.refused.extend(failed);
             while let Some(e) = node.engine.poll_event() {
                 node.events.push(e);
             }

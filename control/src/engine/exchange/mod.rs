@@ -60,6 +60,9 @@ pub(super) enum Request {
     DeleteIke,
     /// Delete the CHILD_SA with this inbound SPI, for this reason.
     DeleteChild(u32, DeleteReason),
+    /// Tell the peer that the CHILD_SA with this inbound SPI, which the data plane refused,
+    /// is gone (it was removed already).
+    DeleteRefusedChild(u32),
     /// Rekey the CHILD_SA with this inbound SPI (CREATE_CHILD_SA with REKEY_SA).
     RekeyChild(u32),
     /// Rekey the IKE SA.
@@ -77,9 +80,10 @@ impl Request {
         match self {
             Request::IkeSaInit => ExchangeType::IKE_SA_INIT,
             Request::IkeAuth => ExchangeType::IKE_AUTH,
-            Request::Dpd | Request::DeleteIke | Request::DeleteChild(..) => {
-                ExchangeType::INFORMATIONAL
-            }
+            Request::Dpd
+            | Request::DeleteIke
+            | Request::DeleteChild(..)
+            | Request::DeleteRefusedChild(_) => ExchangeType::INFORMATIONAL,
             Request::RekeyChild(_) | Request::RekeyIke | Request::CreateChild { .. } => {
                 ExchangeType::CREATE_CHILD_SA
             }
@@ -541,6 +545,7 @@ impl Engine {
                     }
                     vec![Payload::Delete(Delete::esp(&[*spi]))]
                 }
+                Request::DeleteRefusedChild(spi) => vec![Payload::Delete(Delete::esp(&[*spi]))],
                 Request::RekeyChild(spi) => match self.start_rekey_child(sa, *spi) {
                     Some(p) => p,
                     None => continue,
@@ -647,13 +652,24 @@ impl Engine {
         c: &ChildSa,
         reason: DeleteReason,
     ) {
-        self.stats.child_sas_deleted += 1;
-        self.child_spis.remove(&c.inbound_spi);
         self.sa_events.push_back(SaEvent::Delete {
             ike_sa: handle,
             inbound_spi: c.inbound_spi,
             outbound_spi: c.outbound_spi,
         });
+        self.child_sa_gone(handle, c, reason);
+    }
+
+    /// Counts and reports a CHILD_SA that is no longer there, and frees its SPI (the data
+    /// plane holds nothing of it, or is told separately).
+    pub(in crate::engine) fn child_sa_gone(
+        &mut self,
+        handle: IkeSaHandle,
+        c: &ChildSa,
+        reason: DeleteReason,
+    ) {
+        self.stats.child_sas_deleted += 1;
+        self.child_spis.remove(&c.inbound_spi);
         self.events.push_back(Event::ChildSaDeleted {
             handle,
             inbound_spi: c.inbound_spi,
@@ -878,6 +894,8 @@ impl Engine {
                 }
                 true
             }
+            // The peer's Delete of its half: nothing of the CHILD_SA is left here.
+            Request::DeleteRefusedChild(_) => true,
             Request::RekeyChild(_) => self.rekey_child_response(now, sa, &payloads),
             Request::RekeyIke => self.rekey_ike_response(now, sa, &payloads),
             Request::CreateChild { child, .. } => {
