@@ -8,7 +8,6 @@
 use std::fmt;
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
@@ -261,7 +260,7 @@ impl PrivateKey {
                     _ => return Err(unsupported()),
                 };
                 let mut out = vec![0; k.public_modulus_len()];
-                k.sign(padding, &SystemRandom::new(), message, &mut out)
+                k.sign(padding, &signing_rng(), message, &mut out)
                     .map_err(failed)?;
                 Ok(out)
             }
@@ -276,7 +275,7 @@ impl PrivateKey {
                     return Err(unsupported());
                 }
                 Ok(asn1
-                    .sign(&SystemRandom::new(), message)
+                    .sign(&signing_rng(), message)
                     .map_err(failed)?
                     .as_ref()
                     .to_vec())
@@ -299,7 +298,7 @@ impl PrivateKey {
             Inner::Ecdsa { fixed, .. } => Ok((
                 method,
                 fixed
-                    .sign(&SystemRandom::new(), message)
+                    .sign(&signing_rng(), message)
                     .map_err(|_| AuthError::SigningFailed)?
                     .as_ref()
                     .to_vec(),
@@ -430,7 +429,19 @@ impl PublicKey {
     }
 }
 
-/// Reads a key file's bytes into memory that is zeroed when dropped.
+/// The `rng` argument of aws-lc-rs's RSA and ECDSA signing. aws-lc-rs (1.19) ignores it —
+/// `sign(&self, _rng: &dyn SecureRandom, …)` — and draws RSA-PSS salts and ECDSA nonces from
+/// AWS-LC's own DRBG, with no way to supply them: those two signature kinds are the one
+/// output of the engine not drawn from its `Rng`. Ed25519 and RSA PKCS#1 v1.5 signatures
+/// are deterministic, so an engine with those keys or PSK repeats itself byte for byte.
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+fn signing_rng() -> aws_lc_rs::rand::SystemRandom {
+    aws_lc_rs::rand::SystemRandom::new()
+}
+
+/// Reads a key file's bytes into memory that is zeroed when dropped (when the
+/// configuration is loaded, by the daemon; never by the engine).
+#[allow(clippy::disallowed_methods)]
 pub(crate) fn read_secret_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>, AuthError> {
     std::fs::read(path)
         .map(Zeroizing::new)

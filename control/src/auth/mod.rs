@@ -20,6 +20,9 @@
 //! validates certificate paths; x509-parser reads subject DNs and SubjectAltNames;
 //! rustls-pki-types decodes PEM. See `docs/config.md` for the reasons.
 
+// Deterministic and sans-IO: no clock, OS randomness, socket or file (control/clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod cert;
 mod der;
 mod dn;

@@ -14,6 +14,9 @@
 //! [`Rng`], so a test with a seeded source replays exactly. Key material lives in [`Secret`],
 //! which never prints its bytes and is zeroed on drop.
 
+// Deterministic and sans-IO: no clock, OS randomness, socket or file (control/clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 pub mod dh;
 pub mod keys;
 pub mod prf;

@@ -73,6 +73,9 @@
 //! which port a datagram arrived on through the port of `local`; on the NAT-T port the engine
 //! strips and adds the non-ESP marker itself.
 
+// Deterministic and sans-IO: no clock, OS randomness, socket or file (control/clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 pub mod auth;
 pub mod config;
 mod exchange;

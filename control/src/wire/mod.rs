@@ -16,6 +16,9 @@
 //! - [`payload`]: the generic payload header, each payload, the payload chain.
 //! - [`message`]: a whole datagram.
 
+// Deterministic and sans-IO: no clock, OS randomness, socket or file (control/clippy.toml).
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
 pub mod codec;
 pub mod codes;
 pub mod error;
