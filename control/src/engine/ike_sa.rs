@@ -282,6 +282,25 @@ impl IkeSa {
         }
     }
 
+    /// Every inbound CHILD_SA SPI this SA holds: its CHILD_SAs' and those of its
+    /// negotiations in flight.
+    pub(super) fn inbound_spis(&self) -> impl Iterator<Item = u32> + '_ {
+        let negotiating = match &self.rekey {
+            Some(RekeyState::Child {
+                new_inbound,
+                collision,
+                ..
+            }) => [Some(*new_inbound), collision.as_ref().map(|c| c.0)],
+            Some(RekeyState::NewChild { new_inbound, .. }) => [Some(*new_inbound), None],
+            Some(RekeyState::Ike { .. }) | None => [None, None],
+        };
+        self.children
+            .iter()
+            .map(|c| c.inbound_spi)
+            .chain(self.child_proposal.as_ref().map(|p| p.inbound_spi))
+            .chain(negotiating.into_iter().flatten())
+    }
+
     pub(super) fn is_established(&self) -> bool {
         matches!(self.state, State::Established)
     }

@@ -82,9 +82,11 @@ mod exchange;
 mod ike_sa;
 pub mod nat;
 pub mod negotiate;
+pub mod path;
 mod pool;
 pub mod sa;
 pub mod stats;
+mod table;
 mod timer;
 
 use std::cmp::Reverse;
@@ -107,6 +109,7 @@ use crate::wire::message::NatTraversalDatagram;
 use crate::wire::payload::Identification;
 use crate::wire::{Message, NotifyType};
 use ike_sa::IkeSa;
+use table::{Others, SaTable};
 
 /// The standard IKE port.
 pub const IKE_PORT: u16 = 500;
@@ -286,16 +289,26 @@ pub enum CommandError {
 /// The IKEv2 engine: every IKE SA of one daemon. See the [module docs](self) for the polling
 /// order.
 pub struct Engine {
-    config: EngineConfig,
-    /// The connections, shared with the IKE SAs set up under them.
-    conns: Vec<Arc<ConnectionConfig>>,
-    rng: Box<dyn Rng + Send>,
-    sas: HashMap<IkeSaHandle, IkeSa>,
+    /// Every IKE SA. A handler works on one of them in place ([`SaTable::split`]), beside
+    /// the rest.
+    sas: SaTable,
     /// When each IKE SA next has timer work, as last scheduled: a min-heap with lazy
     /// deletion (an entry whose SA is gone or rescheduled is skipped when it comes due), so
     /// `poll_timeout` and `handle_timeout` cost O(log n), not O(n), with many IKE SAs.
     timers: BinaryHeap<Reverse<(Instant, IkeSaHandle)>>,
-    /// Inbound CHILD_SA SPIs in use (see `alloc_child_spi`).
+    core: Core,
+}
+
+/// Everything of the engine but its IKE SAs: configuration, randomness, indexes, the
+/// output queues and the counters. The exchanges are methods of `Core` working on one
+/// [`IkeSa`] (`&mut IkeSa`, in place in the table); what they do to other SAs they do
+/// through [`Others`] or leave to [`Engine::settle`] ([`Deferred`]).
+pub(in crate::engine) struct Core {
+    config: EngineConfig,
+    /// The connections, shared with the IKE SAs set up under them.
+    conns: Vec<Arc<ConnectionConfig>>,
+    rng: Box<dyn Rng + Send>,
+    /// Inbound CHILD_SA SPIs in use or in negotiation (see `alloc_child_spi`).
     child_spis: HashSet<u32>,
     /// `child_spis.len()` after its last rebuild.
     child_spis_rebuilt: usize,
@@ -313,6 +326,18 @@ pub struct Engine {
     pools: pool::Pools,
     /// The wall-clock time at one monotonic instant, for certificate validity.
     wall_clock: Option<(Instant, SystemTime)>,
+    /// IKE SAs created by a handler (a new half-open SA, a rekeyed IKE SA's predecessor),
+    /// for the table.
+    adopted: Vec<IkeSa>,
+    /// Work on other SAs that a handler leaves for after it.
+    deferred: VecDeque<Deferred>,
+}
+
+/// Work on an IKE SA that the handler of another SA asked for, done by [`Engine::settle`]
+/// once that handler returned.
+pub(in crate::engine) enum Deferred {
+    /// Delete this IKE SA (a rekeyed IKE SA's predecessor, which holds the old SPIs).
+    DeleteIke(IkeSaHandle),
 }
 
 struct CookieSecrets {
@@ -326,7 +351,7 @@ impl core::fmt::Debug for Engine {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
             .field("ike_sas", &self.sas.len())
-            .field("stats", &self.stats)
+            .field("stats", &self.core.stats)
             .finish_non_exhaustive()
     }
 }
@@ -338,12 +363,10 @@ impl Engine {
         let mut current = [0u8; 32];
         rng.fill(&mut current);
         let pools = pool::Pools::new(&config.pools);
-        Engine {
+        let core = Core {
             conns: config.connections.iter().cloned().map(Arc::new).collect(),
             config,
             rng,
-            sas: HashMap::new(),
-            timers: BinaryHeap::new(),
             child_spis: HashSet::new(),
             child_spis_rebuilt: 0,
             by_spi: HashMap::new(),
@@ -362,37 +385,44 @@ impl Engine {
             invalid_spi_budget: (None, 0),
             pools,
             wall_clock: None,
+            adopted: Vec::new(),
+            deferred: VecDeque::new(),
+        };
+        Engine {
+            sas: SaTable::default(),
+            timers: BinaryHeap::new(),
+            core,
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
-        &self.config
+        &self.core.config
     }
 
     /// Replaces the configuration. Established and half-open IKE SAs keep the connection
     /// settings they were set up with; new IKE SAs use the new ones. Virtual-IP pools are
     /// rebuilt, except that addresses still in use stay reserved.
     pub fn reconfigure(&mut self, config: EngineConfig) {
-        self.conns = config.connections.iter().cloned().map(Arc::new).collect();
+        self.core.conns = config.connections.iter().cloned().map(Arc::new).collect();
         let mut pools = pool::Pools::new(&config.pools);
         for sa in self.sas.values() {
             for &v in &sa.assigned_vips {
                 pools.reserve(v);
             }
         }
-        self.pools = pools;
+        self.core.pools = pools;
         for sa in self.sas.values_mut() {
             sa.conn = self
+                .core
                 .conns
                 .iter()
                 .position(|c| c.name == sa.cfg.name)
                 .unwrap_or(usize::MAX);
         }
-        self.config = config;
+        self.core.config = config;
         // DPD delays and keepalive intervals may have changed: reschedule every IKE SA.
-        let handles: Vec<IkeSaHandle> = self.sas.keys().copied().collect();
-        for h in handles {
+        for h in self.sas.handles() {
             self.schedule(h);
         }
     }
@@ -403,22 +433,12 @@ impl Engine {
     /// again whenever it likes (the daemon does before every datagram). Until it is set,
     /// every certificate is refused.
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
-        self.wall_clock = Some((now, wall));
-    }
-
-    /// The wall-clock time at `now`, if known.
-    fn wall_time(&self, now: Instant) -> Option<SystemTime> {
-        let (at, wall) = self.wall_clock?;
-        if now >= at {
-            wall.checked_add(now - at)
-        } else {
-            wall.checked_sub(at - now)
-        }
+        self.core.wall_clock = Some((now, wall));
     }
 
     /// The counters.
     pub fn stats(&self) -> &EngineStats {
-        &self.stats
+        &self.core.stats
     }
 
     /// Initiates every connection with a CHILD_SA whose start action is
@@ -427,6 +447,7 @@ impl Engine {
     /// ([`Engine::initiate_child`]) once the IKE SA is established.
     pub fn start(&mut self, now: Instant) -> Vec<Result<IkeSaHandle, CommandError>> {
         let names: Vec<String> = self
+            .core
             .config
             .connections
             .iter()
@@ -449,12 +470,13 @@ impl Engine {
         connection: &str,
     ) -> Result<IkeSaHandle, CommandError> {
         let conn = self
+            .core
             .config
             .connections
             .iter()
             .position(|c| c.name == connection)
             .ok_or_else(|| CommandError::UnknownConnection(connection.to_owned()))?;
-        let c = &self.config.connections[conn];
+        let c = &self.core.config.connections[conn];
         let remote_ip = *c
             .remote_addrs
             .first()
@@ -465,7 +487,9 @@ impl Engine {
         });
         let local = SocketAddr::new(local_ip, IKE_PORT);
         let remote = SocketAddr::new(remote_ip, IKE_PORT);
-        Ok(self.start_initiator(now, conn, local, remote))
+        let handle = self.core.start_initiator(now, conn, local, remote);
+        self.settle(now);
+        Ok(handle)
     }
 
     /// Deletes an IKE SA and its CHILD_SAs (INFORMATIONAL with Delete,
@@ -480,7 +504,7 @@ impl Engine {
     fn check_child_sa(&self, handle: IkeSaHandle, inbound_spi: u32) -> Result<(), CommandError> {
         let sa = self
             .sas
-            .get(&handle)
+            .get(handle)
             .ok_or(CommandError::UnknownIkeSa(handle))?;
         if sa.children.iter().any(|c| c.inbound_spi == inbound_spi) {
             Ok(())
@@ -524,7 +548,7 @@ impl Engine {
     /// One IKE SA.
     pub fn ike_sa(&self, handle: IkeSaHandle) -> Option<IkeSaInfo> {
         self.sas
-            .get(&handle)
+            .get(handle)
             .filter(|sa| !sa.silent)
             .map(IkeSa::info)
     }
@@ -539,12 +563,12 @@ impl Engine {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<(), CommandError> {
-        let mut sa = self
+        let sa = self
             .sas
-            .remove(&handle)
+            .get_mut(handle)
             .ok_or(CommandError::UnknownIkeSa(handle))?;
-        self.set_path(&mut sa, local, remote);
-        self.insert_sa(handle, sa);
+        self.core.set_path(sa, local, remote);
+        self.schedule(handle);
         Ok(())
     }
 
@@ -557,20 +581,20 @@ impl Engine {
         remote: SocketAddr,
         datagram: &[u8],
     ) {
-        self.stats.datagrams_received += 1;
+        self.core.stats.datagrams_received += 1;
         let bytes = if local.port() == NATT_PORT {
             match NatTraversalDatagram::classify(datagram) {
                 Ok(NatTraversalDatagram::Ike(ike)) => ike,
                 Ok(NatTraversalDatagram::Keepalive) => {
-                    self.stats.keepalives_received += 1;
+                    self.core.stats.keepalives_received += 1;
                     return;
                 }
                 Ok(NatTraversalDatagram::Esp(_)) => {
-                    self.stats.drop_esp_on_natt_port += 1;
+                    self.core.stats.drop_esp_on_natt_port += 1;
                     return;
                 }
                 Err(_) => {
-                    self.stats.drop_malformed += 1;
+                    self.core.stats.drop_malformed += 1;
                     return;
                 }
             }
@@ -580,11 +604,12 @@ impl Engine {
         let header = match Message::decode_header(bytes) {
             Ok(h) => h,
             Err(_) => {
-                self.stats.drop_malformed += 1;
+                self.core.stats.drop_malformed += 1;
                 return;
             }
         };
         self.dispatch(now, local, remote, &header, bytes);
+        self.settle(now);
     }
 
     /// Handles the passing of time: retransmissions, liveness checks, expiries.
@@ -600,20 +625,12 @@ impl Engine {
         due.sort_unstable();
         due.dedup();
         for h in due {
-            let Some(mut sa) = self.sas.remove(&h) else {
-                continue;
-            };
-            if sa.next_timeout().is_some_and(|t| t <= now) {
-                if self.sa_timeout(now, &mut sa) {
-                    self.insert_sa(h, sa);
-                } else {
-                    self.forget(sa);
-                }
-            } else {
-                // A stale entry: the SA was rescheduled later in the meantime.
-                self.insert_sa(h, sa);
-            }
+            // A stale entry (the SA was rescheduled later in the meantime) does nothing.
+            self.with_sa(h, |core, sa, _| {
+                sa.next_timeout().is_none_or(|t| t > now) || core.sa_timeout(now, sa)
+            });
         }
+        self.settle(now);
     }
 
     /// The next time [`Engine::handle_timeout`] has work, if any (possibly a little early:
@@ -622,17 +639,60 @@ impl Engine {
         self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Puts `sa` back into the table and schedules its next timer.
-    pub(in crate::engine) fn insert_sa(&mut self, handle: IkeSaHandle, sa: IkeSa) {
-        self.sas.insert(handle, sa);
-        self.schedule(handle);
+    /// Runs `f` on the IKE SA `handle` in place, with every other SA beside it; `f` says
+    /// whether the SA lives on. Afterwards the SA is rescheduled, or taken out of the table
+    /// and its indexes. `None` if there is no such SA.
+    fn with_sa(
+        &mut self,
+        handle: IkeSaHandle,
+        f: impl FnOnce(&mut Core, &mut IkeSa, &mut Others<'_>) -> bool,
+    ) -> Option<bool> {
+        let (sa, mut others) = self.sas.split(handle)?;
+        let keep = f(&mut self.core, sa, &mut others);
+        if keep {
+            self.schedule(handle);
+        } else if let Some(sa) = self.sas.remove(handle) {
+            self.core.forget(sa);
+        }
+        Some(keep)
+    }
+
+    /// After every input: takes in the IKE SAs the handlers created, does the work they
+    /// left for other SAs ([`Deferred`]), drops the index entries of SAs removed beside a
+    /// handler, and rebuilds the set of inbound CHILD_SA SPIs when it has grown (every SA
+    /// is in the table now, so the rebuild sees them all).
+    fn settle(&mut self, now: Instant) {
+        loop {
+            for sa in std::mem::take(&mut self.core.adopted) {
+                let handle = sa.handle;
+                self.sas.insert(sa);
+                self.schedule(handle);
+            }
+            let Some(work) = self.core.deferred.pop_front() else {
+                break;
+            };
+            match work {
+                Deferred::DeleteIke(h) => {
+                    self.with_sa(h, |core, sa, _| {
+                        sa.queue.push_back(exchange::Request::DeleteIke);
+                        core.pump_queue(now, sa)
+                    });
+                }
+            }
+        }
+        self.sas.reap();
+        let core = &mut self.core;
+        if core.child_spis.len() > 2 * core.child_spis_rebuilt + 1024 {
+            core.child_spis = self.sas.values().flat_map(IkeSa::inbound_spis).collect();
+            core.child_spis_rebuilt = core.child_spis.len();
+        }
     }
 
     /// Derives the state-dependent timers of the IKE SA `handle` and schedules its next
     /// one, if it has one.
     fn schedule(&mut self, handle: IkeSaHandle) {
-        let keepalive = self.config.nat_keepalive;
-        let Some(sa) = self.sas.get_mut(&handle) else {
+        let keepalive = self.core.config.nat_keepalive;
+        let Some(sa) = self.sas.get_mut(handle) else {
             return;
         };
         sa.rearm(sa.cfg.dpd_delay, keepalive);
@@ -643,17 +703,17 @@ impl Engine {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.core.transmits.pop_front()
     }
 
     /// The next event for the daemon.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.core.events.pop_front()
     }
 
     /// The next instruction for the data plane.
     pub fn poll_sa_event(&mut self) -> Option<SaEvent> {
-        self.sa_events.pop_front()
+        self.core.sa_events.pop_front()
     }
 
     /// Applies every pending [`SaEvent`] to `sink` and hands each result to
@@ -664,7 +724,7 @@ impl Engine {
         sink: &mut dyn SaSink,
     ) -> Vec<(SaEvent, SaSinkError)> {
         let mut failed = Vec::new();
-        while let Some(e) = self.sa_events.pop_front() {
+        while let Some(e) = self.core.sa_events.pop_front() {
             let result = sink.apply(&e);
             self.handle_sa_result(now, &e, &result);
             if let Err(err) = result {
@@ -692,7 +752,7 @@ impl Engine {
         let Err(error) = result else {
             return;
         };
-        self.stats.sa_sink_errors += 1;
+        self.core.stats.sa_sink_errors += 1;
         let (ike_sa, inbound_spi, installed) = match event {
             SaEvent::Install(c) => (c.ike_sa, c.inbound.spi, false),
             SaEvent::UpdateAddresses {
@@ -714,41 +774,54 @@ impl Engine {
                 return;
             }
         };
-        let Some(mut sa) = self.sas.remove(&ike_sa) else {
-            return;
-        };
-        if let Some(i) = sa
-            .children
-            .iter()
-            .position(|c| c.inbound_spi == inbound_spi)
-        {
-            let child = sa.children.remove(i);
-            self.stats.child_sas_refused += 1;
-            tracing::warn!(
-                %error,
-                connection = %sa.connection,
-                child = %child.name,
-                spi_in = format_args!("{:08x}", child.inbound_spi),
-                spi_out = format_args!("{:08x}", child.outbound_spi),
-                what = if installed { "move" } else { "install" },
-                "the data plane refused a CHILD_SA: deleting it and telling the peer"
-            );
-            if installed {
-                self.remove_child_events(sa.handle, &child, DeleteReason::DataPlaneRefused);
-            } else {
-                self.child_sa_gone(sa.handle, &child, DeleteReason::DataPlaneRefused);
+        self.with_sa(ike_sa, |core, sa, _| {
+            if let Some(i) = sa
+                .children
+                .iter()
+                .position(|c| c.inbound_spi == inbound_spi)
+            {
+                let child = sa.children.remove(i);
+                core.stats.child_sas_refused += 1;
+                tracing::warn!(
+                    %error,
+                    connection = %sa.connection,
+                    child = %child.name,
+                    spi_in = format_args!("{:08x}", child.inbound_spi),
+                    spi_out = format_args!("{:08x}", child.outbound_spi),
+                    what = if installed { "move" } else { "install" },
+                    "the data plane refused a CHILD_SA: deleting it and telling the peer"
+                );
+                if installed {
+                    core.remove_child_events(sa.handle, &child, DeleteReason::DataPlaneRefused);
+                } else {
+                    core.child_sa_gone(sa.handle, &child, DeleteReason::DataPlaneRefused);
+                }
+                sa.queue
+                    .push_back(exchange::Request::DeleteRefusedChild(child.inbound_spi));
             }
-            sa.queue
-                .push_back(exchange::Request::DeleteRefusedChild(child.inbound_spi));
-        }
-        if self.pump_queue(now, &mut sa) {
-            self.insert_sa(ike_sa, sa);
+            core.pump_queue(now, sa)
+        });
+        self.settle(now);
+    }
+}
+
+impl Core {
+    // ----- internals shared by the exchange modules -----
+
+    /// The wall-clock time at `now`, if known.
+    fn wall_time(&self, now: Instant) -> Option<SystemTime> {
+        let (at, wall) = self.wall_clock?;
+        if now >= at {
+            wall.checked_add(now - at)
         } else {
-            self.forget(sa);
+            wall.checked_sub(at - now)
         }
     }
 
-    // ----- internals shared by the exchange modules -----
+    /// Hands an IKE SA a handler created to the table ([`Engine::settle`]).
+    fn adopt(&mut self, sa: IkeSa) {
+        self.adopted.push(sa);
+    }
 
     fn alloc_handle(&mut self) -> IkeSaHandle {
         let h = IkeSaHandle(self.next_handle);
@@ -771,18 +844,11 @@ impl Engine {
     /// A fresh ESP SPI, at least 256 ("values 1-255 are reserved") and not in use here.
     ///
     /// SPIs handed out stay in `child_spis` until their CHILD_SA is deleted; one allocated for a
-    /// negotiation that failed stays there too, so the set is rebuilt from the live CHILD_SAs
+    /// negotiation that failed stays there too, so [`Engine::settle`] rebuilds the set from
+    /// the SPIs of every IKE SA's CHILD_SAs and negotiations ([`IkeSa::inbound_spis`])
     /// whenever it has grown to twice its size after the last rebuild (amortised O(1) per
     /// allocation).
     fn alloc_child_spi(&mut self) -> u32 {
-        if self.child_spis.len() > 2 * self.child_spis_rebuilt + 1024 {
-            self.child_spis = self
-                .sas
-                .values()
-                .flat_map(|sa| sa.children.iter().map(|c| c.inbound_spi))
-                .collect();
-            self.child_spis_rebuilt = self.child_spis.len();
-        }
         loop {
             let mut b = [0u8; 4];
             self.rng.fill(&mut b);

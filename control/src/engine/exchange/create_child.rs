@@ -76,20 +76,6 @@ enum ChildAnswer {
 }
 
 impl Engine {
-    /// How long to wait before retrying a refused rekey: 15 to 30 retransmission timeouts,
-    /// at random, so that two peers whose rekeys collided do not collide again.
-    fn retry_delay(&mut self) -> std::time::Duration {
-        let mut b = [0u8; 1];
-        self.rng.fill(&mut b);
-        let base = self
-            .config
-            .retransmit
-            .timeout
-            .saturating_mul(15)
-            .min(std::time::Duration::from_secs(86_400));
-        base.saturating_add(base.mul_f64(f64::from(b[0]) / 256.0))
-    }
-
     /// Rekeys a CHILD_SA (named by our inbound SPI).
     pub fn rekey_child(
         &mut self,
@@ -120,7 +106,7 @@ impl Engine {
     ) -> Result<(), CommandError> {
         let sa = self
             .sas
-            .get(&handle)
+            .get(handle)
             .ok_or(CommandError::UnknownIkeSa(handle))?;
         let index = sa
             .cfg
@@ -136,6 +122,22 @@ impl Engine {
                 group: None,
             },
         )
+    }
+}
+
+impl Core {
+    /// How long to wait before retrying a refused rekey: 15 to 30 retransmission timeouts,
+    /// at random, so that two peers whose rekeys collided do not collide again.
+    fn retry_delay(&mut self) -> std::time::Duration {
+        let mut b = [0u8; 1];
+        self.rng.fill(&mut b);
+        let base = self
+            .config
+            .retransmit
+            .timeout
+            .saturating_mul(15)
+            .min(std::time::Duration::from_secs(86_400));
+        base.saturating_add(base.mul_f64(f64::from(b[0]) / 256.0))
     }
 
     /// Queues the CHILD_SAs of `sa`'s connection that start with it, beyond the first (which
@@ -708,7 +710,7 @@ impl Engine {
         let Some(RekeyState::Ike { new_spi_i, ni, dh }) = sa.rekey.take() else {
             return true;
         };
-        let retry_later = |engine: &mut Engine, sa: &mut IkeSa| {
+        let retry_later = |engine: &mut Core, sa: &mut IkeSa| {
             let at = now.checked_add(engine.retry_delay());
             sa.timers.set_or_stop(Timer::RekeyIke, at);
         };
@@ -746,15 +748,8 @@ impl Engine {
         );
         if ok {
             // Delete the predecessor, which now holds the old SPIs.
-            if let Some(h) = self.by_spi.get(&sa.local_spi_before_rekey).copied()
-                && let Some(mut old) = self.sas.remove(&h)
-            {
-                old.queue.push_back(Request::DeleteIke);
-                if self.pump_queue(now, &mut old) {
-                    self.insert_sa(h, old);
-                } else {
-                    self.forget(old);
-                }
+            if let Some(h) = self.by_spi.get(&sa.local_spi_before_rekey).copied() {
+                self.deferred.push_back(Deferred::DeleteIke(h));
             }
         }
         true
@@ -870,7 +865,7 @@ impl Engine {
         let pred_handle = self.alloc_handle();
         let pred = sa.split_predecessor(pred_handle, now + PREDECESSOR_LIFETIME);
         self.by_spi.insert(old_local_spi, pred_handle);
-        self.insert_sa(pred_handle, pred);
+        self.adopt(pred);
         sa.local_spi_before_rekey = old_local_spi;
         sa.initiator = initiator;
         sa.spi_i = spi_i;

@@ -17,7 +17,7 @@ pub(super) const MAX_REASSEMBLED: usize = 64 * 1024;
 pub(in crate::engine) const REASSEMBLY_TIMEOUT: std::time::Duration =
     std::time::Duration::from_secs(30);
 
-impl Engine {
+impl Core {
     /// The largest IKE message (UDP payload without the non-ESP marker) a fragment may be,
     /// when fragmentation is negotiated.
     pub(super) fn fragment_limit(&self, sa: &IkeSa) -> Option<usize> {

@@ -8,7 +8,7 @@ use super::*;
 use crate::auth::{AuthError, Identity, authenticate_peer, psk_authentication, verify_psk_auth};
 use crate::engine::config::{ConnectionConfig, SendCert};
 
-impl Engine {
+impl Core {
     // ----- authentication, both roles -----
 
     /// Our AUTH payload over `octets` under connection `c`, and the CERT payloads to send
@@ -102,7 +102,12 @@ impl Engine {
 
     // ----- initiator: IKE_AUTH -----
 
-    pub(in crate::engine) fn send_auth_request(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
+    pub(in crate::engine) fn send_auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        others: &Others<'_>,
+    ) -> bool {
         let c = sa.cfg.clone();
         let Some(keys) = sa.keys.as_ref() else {
             return false;
@@ -140,7 +145,7 @@ impl Engine {
         // INITIAL_CONTACT asserts this is our only IKE SA with the peer (RFC 7296 § 3.10.1):
         // only when no other IKE SA of this connection to this peer exists, or the peer would
         // delete the others.
-        if !self.has_other_ike_sa(sa) {
+        if !has_other_ike_sa(others, sa) {
             payloads.push(notify(NotifyType::INITIAL_CONTACT));
         }
         if !c.remote_id.has_wildcard()
@@ -505,6 +510,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
+        others: &mut Others<'_>,
         rx: &Received<'_>,
         payloads: &[Payload],
     ) -> bool {
@@ -592,7 +598,7 @@ impl Engine {
         sa.remote = remote;
         sa.peer_mobike = c.mobike && has_notify(payloads, NotifyType::MOBIKE_SUPPORTED);
         if has_notify(payloads, NotifyType::INITIAL_CONTACT) {
-            self.initial_contact(sa);
+            self.initial_contact(sa, others);
         }
         let us = local_identity(&c, local.ip());
         let Some(id) = us.to_wire() else {
@@ -778,26 +784,13 @@ impl Engine {
         }
     }
 
-    /// Whether another live IKE SA of `sa`'s connection exists with the same peer address
-    /// (established or being set up; a rekeyed predecessor finishing its delete does not
-    /// count).
-    fn has_other_ike_sa(&self, sa: &IkeSa) -> bool {
-        self.sas.values().any(|o| {
-            o.handle != sa.handle
-                && !o.silent
-                && o.cfg.name == sa.cfg.name
-                && o.remote.ip() == sa.remote.ip()
-        })
-    }
-
     /// INITIAL_CONTACT: "the sender has no other IKE SAs with the receiver"
     /// ([RFC 7296 § 3.10.1](https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1)), so
     /// every older IKE SA of this connection with the same authenticated identity is stale:
     /// delete it (and release its virtual IP, which the new SA then gets back).
-    pub(in crate::engine) fn initial_contact(&mut self, sa: &IkeSa) {
-        let stale: Vec<IkeSaHandle> = self
-            .sas
-            .values()
+    pub(in crate::engine) fn initial_contact(&mut self, sa: &IkeSa, others: &mut Others<'_>) {
+        let stale: Vec<IkeSaHandle> = others
+            .iter()
             .filter(|o| {
                 !o.silent
                     && o.is_established()
@@ -807,7 +800,7 @@ impl Engine {
             .map(|o| o.handle)
             .collect();
         for h in stale {
-            if let Some(mut old) = self.sas.remove(&h) {
+            if let Some(mut old) = others.remove(h) {
                 self.deleted(&mut old, DeleteReason::Peer);
                 self.forget(old);
             }
@@ -815,10 +808,19 @@ impl Engine {
     }
 }
 
+/// Whether another live IKE SA of `sa`'s connection exists with the same peer address
+/// (established or being set up; a rekeyed predecessor finishing its delete does not
+/// count).
+fn has_other_ike_sa(others: &Others<'_>, sa: &IkeSa) -> bool {
+    others
+        .iter()
+        .any(|o| !o.silent && o.cfg.name == sa.cfg.name && o.remote.ip() == sa.remote.ip())
+}
+
 #[cfg(test)]
 // Tests stand in for the daemon: they read the clock.
 #[allow(clippy::disallowed_methods)]
-mod tests {
+pub(in crate::engine) mod tests {
     use super::*;
     use crate::engine::negotiate::EspAlgorithms;
     use crate::engine::{EngineConfig, IkeSaHandle};
@@ -827,7 +829,8 @@ mod tests {
     /// The orientation rules no simulation between two of our own engines can check (a
     /// mistake on both sides still agrees): the CHILD_SA keys of RFC 7296 § 2.17 and the SK
     /// keys of § 2.14, from a known SK_d and known SK_e*.
-    fn conn() -> crate::engine::config::ConnectionConfig {
+    /// A PSK connection with one CHILD_SA and nothing else configured.
+    pub(in crate::engine) fn conn() -> crate::engine::config::ConnectionConfig {
         crate::engine::config::ConnectionConfig {
             name: "c".into(),
             local_addrs: vec![],
@@ -938,7 +941,11 @@ mod tests {
         let mut engine = Engine::new(config, Box::new(|b: &mut [u8]| b.fill(7)));
         let mut sa = test_sa(true);
         sa.state = State::AuthSent;
-        assert!(engine.send_auth_request(Instant::now(), &mut sa));
+        assert!(
+            engine
+                .core
+                .send_auth_request(Instant::now(), &mut sa, &Others::empty())
+        );
         let t = engine.poll_transmit().unwrap();
         let sk_ei =
             crate::crypto::sk::SkCipher::new(alg().encr, None, &keys.sk_ei, &keys.sk_ai).unwrap();
@@ -1012,7 +1019,9 @@ mod tests {
                 nr: &nr,
                 pfs: None,
             };
-            engine.install_child(Instant::now(), &mut sa, plan, keying);
+            engine
+                .core
+                .install_child(Instant::now(), &mut sa, plan, keying);
             let Some(SaEvent::Install(sa)) = engine.poll_sa_event() else {
                 panic!("no install")
             };
@@ -1047,14 +1056,17 @@ mod tests {
     fn fragments_reassemble_in_any_order() {
         let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
         assert!(
-            e.add_fragment(now, &mut sa, 1, (3, 3), NONE, b"cc".to_vec(), b"3")
+            e.core
+                .add_fragment(now, &mut sa, 1, (3, 3), NONE, b"cc".to_vec(), b"3")
                 .is_none()
         );
         assert!(
-            e.add_fragment(now, &mut sa, 1, (1, 3), SA, b"aa".to_vec(), b"1")
+            e.core
+                .add_fragment(now, &mut sa, 1, (1, 3), SA, b"aa".to_vec(), b"1")
                 .is_none()
         );
         let (first, plain) = e
+            .core
             .add_fragment(now, &mut sa, 1, (2, 3), NONE, b"bb".to_vec(), b"2")
             .unwrap();
         assert_eq!((first, &plain[..]), (SA, &b"aabbcc"[..]));
@@ -1070,23 +1082,27 @@ mod tests {
     fn duplicates_and_older_numberings_are_dropped() {
         let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
         assert!(
-            e.add_fragment(now, &mut sa, 1, (1, 3), SA, b"a".to_vec(), b"1")
+            e.core
+                .add_fragment(now, &mut sa, 1, (1, 3), SA, b"a".to_vec(), b"1")
                 .is_none()
         );
         assert!(
-            e.add_fragment(now, &mut sa, 1, (1, 3), SA, b"a".to_vec(), b"1")
+            e.core
+                .add_fragment(now, &mut sa, 1, (1, 3), SA, b"a".to_vec(), b"1")
                 .is_none()
         );
         assert_eq!(e.stats().drop_fragment, 1);
         // A smaller Total Fragments is left over from an older fragmentation.
         assert!(
-            e.add_fragment(now, &mut sa, 1, (2, 2), NONE, b"b".to_vec(), b"2")
+            e.core
+                .add_fragment(now, &mut sa, 1, (2, 2), NONE, b"b".to_vec(), b"2")
                 .is_none()
         );
         assert_eq!(e.stats().drop_fragment, 2);
         // A larger one replaces what was kept.
         assert!(
-            e.add_fragment(now, &mut sa, 1, (4, 4), NONE, b"d".to_vec(), b"4")
+            e.core
+                .add_fragment(now, &mut sa, 1, (4, 4), NONE, b"d".to_vec(), b"4")
                 .is_none()
         );
         assert_eq!(sa.reassembly.as_ref().unwrap().parts.len(), 4);
@@ -1099,7 +1115,8 @@ mod tests {
         // Too many fragments.
         let n = MAX_FRAGMENTS + 1;
         assert!(
-            e.add_fragment(now, &mut sa, 1, (1, n), SA, vec![0], b"1")
+            e.core
+                .add_fragment(now, &mut sa, 1, (1, n), SA, vec![0], b"1")
                 .is_none()
         );
         assert!(sa.reassembly.is_none());
@@ -1107,23 +1124,27 @@ mod tests {
         // Too large: the whole reassembly goes.
         let big = vec![0u8; MAX_REASSEMBLED / 2 + 1];
         assert!(
-            e.add_fragment(now, &mut sa, 2, (1, 3), SA, big.clone(), b"1")
+            e.core
+                .add_fragment(now, &mut sa, 2, (1, 3), SA, big.clone(), b"1")
                 .is_none()
         );
         assert!(
-            e.add_fragment(now, &mut sa, 2, (2, 3), NONE, big, b"2")
+            e.core
+                .add_fragment(now, &mut sa, 2, (2, 3), NONE, big, b"2")
                 .is_none()
         );
         assert!(sa.reassembly.is_none());
         assert_eq!(e.stats().drop_fragment, 2);
         // Too old: a fragment after the timeout starts over, so nothing completes.
         assert!(
-            e.add_fragment(now, &mut sa, 3, (1, 2), SA, b"a".to_vec(), b"1")
+            e.core
+                .add_fragment(now, &mut sa, 3, (1, 2), SA, b"a".to_vec(), b"1")
                 .is_none()
         );
         let later = now + REASSEMBLY_TIMEOUT + std::time::Duration::from_secs(1);
         assert!(
-            e.add_fragment(later, &mut sa, 3, (2, 2), NONE, b"b".to_vec(), b"2")
+            e.core
+                .add_fragment(later, &mut sa, 3, (2, 2), NONE, b"b".to_vec(), b"2")
                 .is_none()
         );
         assert_eq!(e.stats().drop_fragment, 3);
@@ -1134,19 +1155,21 @@ mod tests {
     fn an_incomplete_reassembly_alone_wakes_the_sa_and_is_dropped_at_its_deadline() {
         let (mut e, mut sa, now) = (engine(), test_sa(false), Instant::now());
         assert!(
-            e.add_fragment(now, &mut sa, 1, (1, 2), SA, b"a".to_vec(), b"1")
+            e.core
+                .add_fragment(now, &mut sa, 1, (1, 2), SA, b"a".to_vec(), b"1")
                 .is_none()
         );
         let handle = sa.handle;
-        e.insert_sa(handle, sa);
+        e.sas.insert(sa);
+        e.schedule(handle);
         // Nothing else is armed on this SA: the reassembly's deadline is the next wake-up.
         assert_eq!(e.poll_timeout(), Some(now + REASSEMBLY_TIMEOUT));
         e.handle_timeout(now + REASSEMBLY_TIMEOUT - std::time::Duration::from_millis(1));
         assert_eq!(e.stats().drop_fragment, 0);
         e.handle_timeout(now + REASSEMBLY_TIMEOUT);
         assert_eq!(e.stats().drop_fragment, 1);
-        assert!(e.sas[&handle].reassembly.is_none());
-        assert_eq!(e.sas[&handle].next_timeout(), None);
+        assert!(e.sas.get(handle).unwrap().reassembly.is_none());
+        assert_eq!(e.sas.get(handle).unwrap().next_timeout(), None);
     }
 
     #[test]
@@ -1156,7 +1179,8 @@ mod tests {
         c.fragmentation = false;
         sa.cfg = std::sync::Arc::new(c);
         assert!(
-            e.add_fragment(now, &mut sa, 1, (1, 1), SA, b"a".to_vec(), b"1")
+            e.core
+                .add_fragment(now, &mut sa, 1, (1, 1), SA, b"a".to_vec(), b"1")
                 .is_none()
         );
         assert_eq!(e.stats().drop_fragment, 1);
@@ -1190,7 +1214,7 @@ mod tests {
         let us = Identity::Fqdn("gw.roamgate.test".into());
         let prf = crate::crypto::prf::Prf::HmacSha256;
         let sign = |sa: &IkeSa, c: &ConnectionConfig| {
-            e.our_auth(sa, c, &us, &Identity::Any, b"octets", prf)
+            e.core.our_auth(sa, c, &us, &Identity::Any, b"octets", prf)
         };
         // Announced hashes: RFC 7427 method 14, and the certificate goes along.
         sa.peer_hashes = Some(vec![HashAlgorithm::SHA2_256]);

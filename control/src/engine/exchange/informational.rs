@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Engine {
+impl Core {
     pub(in crate::engine) fn informational_request(
         &mut self,
         _now: Instant,

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Engine {
+impl Core {
     // ----- initiator: IKE_SA_INIT -----
 
     pub(in crate::engine) fn start_initiator(
@@ -46,7 +46,7 @@ impl Engine {
         };
         self.send_init_request(now, &mut sa);
         self.by_spi.insert(spi_i, handle);
-        self.insert_sa(handle, sa);
+        self.adopt(sa);
         handle
     }
 
@@ -127,6 +127,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
+        others: &Others<'_>,
         local: SocketAddr,
         bytes: &[u8],
     ) -> bool {
@@ -243,7 +244,7 @@ impl Engine {
             sa.remote.set_port(NATT_PORT);
         }
         sa.state = State::AuthSent;
-        self.send_auth_request(now, sa)
+        self.send_auth_request(now, sa, others)
     }
 
     /// Compares the peer's NAT_DETECTION_* hashes with ours
@@ -287,7 +288,7 @@ impl Engine {
             self.stats.drop_invalid_init += 1;
             return;
         };
-        let stateless = |engine: &mut Engine, n: Notify| {
+        let stateless = |engine: &mut Core, n: Notify| {
             let m = Message {
                 spi_i: msg.spi_i,
                 spi_r: 0,
@@ -465,7 +466,7 @@ impl Engine {
         tracing::debug!(%remote, nat_local = sa.nat_local, nat_remote = sa.nat_remote, "IKE_SA_INIT answered");
         self.by_spi.insert(spi_r, handle);
         self.half_open.insert((remote, sa.spi_i), handle);
-        self.insert_sa(handle, sa);
+        self.adopt(sa);
     }
 
     pub(in crate::engine) fn rotate_cookie_secret(&mut self, now: Instant) {

@@ -5,7 +5,7 @@
 
 mod create_child;
 mod fragment;
-mod ike_auth;
+pub(in crate::engine) mod ike_auth;
 mod informational;
 mod init;
 
@@ -20,11 +20,12 @@ use super::negotiate::{
     EspAlgorithms, IkeAlgorithms, check_esp_answer, check_ike_answer, esp_answer, ike_answer,
     is_subset, narrow, offer, select_esp, select_ike,
 };
+use super::path::AddressPair;
 use super::sa::{ChildProtocol, ChildSaInstall, Lifetimes, SaEvent, SaKeys};
 use super::timer::Timer;
 use super::{
-    CommandError, DeleteReason, Engine, Event, FailureReason, IKE_PORT, IkeSaHandle, NATT_PORT,
-    Transmit,
+    CommandError, Core, Deferred, DeleteReason, Engine, Event, FailureReason, IKE_PORT,
+    IkeSaHandle, NATT_PORT, Others, Transmit,
 };
 use crate::crypto::Secret;
 use crate::crypto::dh::{self, DhPrivate};
@@ -442,7 +443,7 @@ pub(in crate::engine) struct ChildOutcome {
     failure: Option<(String, FailureReason)>,
 }
 
-impl Engine {
+impl Core {
     // ----- message plumbing -----
 
     /// Encrypts `payloads` into a message of this IKE SA.
@@ -574,41 +575,6 @@ impl Engine {
         true
     }
 
-    pub(in crate::engine) fn command(
-        &mut self,
-        now: Instant,
-        handle: IkeSaHandle,
-        req: Request,
-    ) -> Result<(), CommandError> {
-        let mut sa = self
-            .sas
-            .remove(&handle)
-            .ok_or(CommandError::UnknownIkeSa(handle))?;
-        if req == Request::DeleteIke && !sa.is_established() {
-            if !matches!(sa.state, State::Deleting) {
-                self.fail(
-                    &sa,
-                    FailureReason::Unsupported("terminated before establishment"),
-                );
-                self.forget(sa);
-            } else {
-                self.insert_sa(handle, sa);
-            }
-            return Ok(());
-        }
-        if !sa.is_established() {
-            self.insert_sa(handle, sa);
-            return Err(CommandError::NotEstablished(handle));
-        }
-        sa.queue.push_back(req);
-        if self.pump_queue(now, &mut sa) {
-            self.insert_sa(handle, sa);
-        } else {
-            self.forget(sa);
-        }
-        Ok(())
-    }
-
     /// Moves the IKE SA and its CHILD_SAs to (`local`, `remote`).
     pub(in crate::engine) fn set_path(
         &mut self,
@@ -689,99 +655,6 @@ impl Engine {
             handle: sa.handle,
             reason,
         });
-    }
-
-    // ----- dispatch -----
-
-    pub(in crate::engine) fn dispatch(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-        header: &Repr,
-        bytes: &[u8],
-    ) {
-        let from_initiator = header.flags.initiator();
-        let response = header.flags.response();
-        if header.exchange_type == ExchangeType::IKE_SA_INIT {
-            if !response && from_initiator {
-                if header.spi_r != 0 {
-                    self.stats.drop_unexpected_exchange += 1;
-                    return;
-                }
-                if let Some(h) = self.half_open.get(&(remote, header.spi_i)).copied() {
-                    let Some(sa) = self.sas.get(&h) else { return };
-                    if sa.init_request == bytes {
-                        let (l, r, out) = (sa.local, sa.remote, sa.init_response.clone());
-                        self.stats.responses_retransmitted += 1;
-                        self.send_raw(l, r, &out);
-                    } else {
-                        self.stats.drop_out_of_window += 1;
-                    }
-                    return;
-                }
-                self.init_request(now, local, remote, bytes);
-            } else if response && !from_initiator {
-                let Some(h) = self.by_spi.get(&header.spi_i).copied() else {
-                    self.stats.drop_unknown_spi += 1;
-                    return;
-                };
-                let Some(mut sa) = self.sas.remove(&h) else {
-                    return;
-                };
-                if !sa.initiator || !matches!(sa.state, State::InitSent { .. }) {
-                    self.stats.drop_unexpected_response += 1;
-                    self.insert_sa(h, sa);
-                    return;
-                }
-                let _span =
-                    tracing::debug_span!("ike_sa", spi_i = format_args!("{:016x}", sa.spi_i))
-                        .entered();
-                if self.init_response(now, &mut sa, local, bytes) {
-                    self.insert_sa(h, sa);
-                } else {
-                    self.forget(sa);
-                }
-            } else {
-                self.stats.drop_malformed += 1;
-            }
-            return;
-        }
-        let our_spi = if from_initiator {
-            header.spi_r
-        } else {
-            header.spi_i
-        };
-        let handle = self.by_spi.get(&our_spi).copied();
-        let sa = handle.and_then(|h| self.sas.remove(&h));
-        let Some(mut sa) = sa else {
-            self.stats.drop_unknown_spi += 1;
-            if !response {
-                self.invalid_ike_spi(now, local, remote, header);
-            }
-            return;
-        };
-        if sa.initiator == from_initiator || sa.spi_i != header.spi_i || sa.spi_r != header.spi_r {
-            self.stats.drop_unknown_spi += 1;
-            self.insert_sa(sa.handle, sa);
-            return;
-        }
-        let _span = tracing::debug_span!(
-            "ike_sa",
-            spi_i = format_args!("{:016x}", sa.spi_i),
-            spi_r = format_args!("{:016x}", sa.spi_r)
-        )
-        .entered();
-        let keep = if response {
-            self.protected_response(now, &mut sa, header, bytes)
-        } else {
-            self.protected_request(now, &mut sa, local, remote, header, bytes)
-        };
-        if keep {
-            self.insert_sa(sa.handle, sa);
-        } else {
-            self.forget(sa);
-        }
     }
 
     pub(in crate::engine) fn invalid_ike_spi(
@@ -909,11 +782,12 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        local: SocketAddr,
-        remote: SocketAddr,
+        others: &mut Others<'_>,
+        via: AddressPair,
         header: &Repr,
         bytes: &[u8],
     ) -> bool {
+        let AddressPair { local, remote } = via;
         let mid = header.message_id;
         if mid != sa.peer_next_message_id {
             // A retransmitted request, or the first fragment of one
@@ -953,7 +827,7 @@ impl Engine {
         };
         match (header.exchange_type, &sa.state) {
             (ExchangeType::IKE_AUTH, State::HalfOpen) if !sa.initiator => {
-                self.auth_request(now, sa, &rx, &payloads)
+                self.auth_request(now, sa, others, &rx, &payloads)
             }
             (ExchangeType::INFORMATIONAL, State::Established | State::Deleting) => {
                 sa.last_inbound = now;
@@ -1089,5 +963,136 @@ impl Engine {
             self.send_raw(sa.local, sa.remote, d);
         }
         true
+    }
+}
+
+impl Engine {
+    pub(in crate::engine) fn command(
+        &mut self,
+        now: Instant,
+        handle: IkeSaHandle,
+        req: Request,
+    ) -> Result<(), CommandError> {
+        let mut result = Ok(());
+        let found = self.with_sa(handle, |core, sa, _| {
+            if req == Request::DeleteIke && !sa.is_established() {
+                if matches!(sa.state, State::Deleting) {
+                    return true;
+                }
+                core.fail(
+                    sa,
+                    FailureReason::Unsupported("terminated before establishment"),
+                );
+                return false;
+            }
+            if !sa.is_established() {
+                result = Err(CommandError::NotEstablished(handle));
+                return true;
+            }
+            sa.queue.push_back(req);
+            core.pump_queue(now, sa)
+        });
+        if found.is_none() {
+            result = Err(CommandError::UnknownIkeSa(handle));
+        }
+        self.settle(now);
+        result
+    }
+
+    // ----- dispatch -----
+
+    pub(in crate::engine) fn dispatch(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Repr,
+        bytes: &[u8],
+    ) {
+        let from_initiator = header.flags.initiator();
+        let response = header.flags.response();
+        if header.exchange_type == ExchangeType::IKE_SA_INIT {
+            if !response && from_initiator {
+                if header.spi_r != 0 {
+                    self.core.stats.drop_unexpected_exchange += 1;
+                    return;
+                }
+                if let Some(h) = self.core.half_open.get(&(remote, header.spi_i)).copied() {
+                    let Some(sa) = self.sas.get(h) else { return };
+                    if sa.init_request == bytes {
+                        let (l, r, out) = (sa.local, sa.remote, sa.init_response.clone());
+                        self.core.stats.responses_retransmitted += 1;
+                        self.core.send_raw(l, r, &out);
+                    } else {
+                        self.core.stats.drop_out_of_window += 1;
+                    }
+                    return;
+                }
+                self.core.init_request(now, local, remote, bytes);
+            } else if response && !from_initiator {
+                let Some(h) = self.core.by_spi.get(&header.spi_i).copied() else {
+                    self.core.stats.drop_unknown_spi += 1;
+                    return;
+                };
+                self.with_sa(h, |core, sa, others| {
+                    if !sa.initiator || !matches!(sa.state, State::InitSent { .. }) {
+                        core.stats.drop_unexpected_response += 1;
+                        return true;
+                    }
+                    let _span =
+                        tracing::debug_span!("ike_sa", spi_i = format_args!("{:016x}", sa.spi_i))
+                            .entered();
+                    core.init_response(now, sa, others, local, bytes)
+                });
+            } else {
+                self.core.stats.drop_malformed += 1;
+            }
+            return;
+        }
+        let our_spi = if from_initiator {
+            header.spi_r
+        } else {
+            header.spi_i
+        };
+        let handle = self
+            .core
+            .by_spi
+            .get(&our_spi)
+            .copied()
+            .filter(|&h| self.sas.get(h).is_some());
+        let Some(handle) = handle else {
+            self.core.stats.drop_unknown_spi += 1;
+            if !response {
+                self.core.invalid_ike_spi(now, local, remote, header);
+            }
+            return;
+        };
+        self.with_sa(handle, |core, sa, others| {
+            if sa.initiator == from_initiator
+                || sa.spi_i != header.spi_i
+                || sa.spi_r != header.spi_r
+            {
+                core.stats.drop_unknown_spi += 1;
+                return true;
+            }
+            let _span = tracing::debug_span!(
+                "ike_sa",
+                spi_i = format_args!("{:016x}", sa.spi_i),
+                spi_r = format_args!("{:016x}", sa.spi_r)
+            )
+            .entered();
+            if response {
+                core.protected_response(now, sa, header, bytes)
+            } else {
+                core.protected_request(
+                    now,
+                    sa,
+                    others,
+                    AddressPair { local, remote },
+                    header,
+                    bytes,
+                )
+            }
+        });
     }
 }
