@@ -396,7 +396,20 @@ pub fn iperf3(
         },
         logs,
     )?;
-    std::thread::sleep(Duration::from_millis(300));
+    // The client connects only once the server listens (its control connection is TCP,
+    // for UDP tests too): a fixed pause lost that race on a busy machine.
+    let sport = format!("sport = :{port}");
+    crate::process::wait_for(
+        "the iperf3 server to listen",
+        Duration::from_secs(10),
+        logs,
+        || {
+            server
+                .exec_text("ss", &["-Hltn", &sport])
+                .ok()
+                .filter(|out| !out.trim().is_empty())
+        },
+    )?;
     let secs = seconds.to_string();
     let mut args = vec!["-c", dst, "-p", port, "-t", &secs, "-J"];
     if let Some(rate) = udp_bitrate {
