@@ -27,22 +27,6 @@ fn two_child_configs(i_esp: &str, r_esp: &str) -> (EngineConfig, EngineConfig) {
     (i, r)
 }
 
-/// Runs IKE_SA_INIT and IKE_AUTH (with the first CHILD_SA) to completion.
-fn established(seed: u64, i: EngineConfig, r: EngineConfig) -> Sim {
-    let mut sim = sim_pair(seed, i, r);
-    sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
-    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
-        && s.nodes[1].sink.len() == 1));
-    sim
-}
-
-fn handle(sim: &Sim, node: usize) -> IkeSaHandle {
-    let sas = sim.nodes[node].engine.ike_sas();
-    assert_eq!(sas.len(), 1, "one IKE SA on node {node}");
-    assert!(sas[0].established);
-    sas[0].handle
-}
-
 /// The names of the CHILD_SAs in `node`'s sink, sorted.
 fn sink_names(sim: &Sim, node: usize) -> Vec<String> {
     let mut v: Vec<String> = sim.nodes[node]

@@ -9,6 +9,7 @@ use super::config::{ConnectionConfig, Mode};
 use super::exchange::REASSEMBLY_TIMEOUT;
 use super::exchange::Request;
 use super::negotiate::{EspAlgorithms, IkeAlgorithms};
+use super::path::{AddressPair, Path, Paths};
 use super::timer::{Timer, TimerTable};
 use super::{ChildSaInfo, IkeSaHandle, IkeSaInfo};
 use crate::crypto::Secret;
@@ -117,6 +118,9 @@ pub(super) struct Pending {
     pub(super) fragments: Vec<Vec<u8>>,
     /// How many times it was sent (its next retransmission is [`Timer::Retransmit`]).
     pub(super) sends: u32,
+    /// The pair it was last sent on (a retransmission goes there too; a response is
+    /// matched whatever pair it arrives on).
+    pub(super) via: AddressPair,
     pub(super) request: Request,
 }
 
@@ -143,10 +147,10 @@ pub(super) struct IkeSa {
     pub(super) initiator: bool,
     pub(super) spi_i: u64,
     pub(super) spi_r: u64,
-    pub(super) local: SocketAddr,
-    pub(super) remote: SocketAddr,
-    pub(super) nat_local: bool,
-    pub(super) nat_remote: bool,
+    /// The pair in use, with its NAT state.
+    pub(super) path: Path,
+    /// The addresses on both sides and the candidate pairs they make.
+    pub(super) paths: Paths,
     pub(super) state: State,
     pub(super) alg: Option<IkeAlgorithms>,
     pub(super) keys: Option<IkeKeyState>,
@@ -236,10 +240,8 @@ impl IkeSa {
             initiator,
             spi_i: 0,
             spi_r: 0,
-            local,
-            remote,
-            nat_local: false,
-            nat_remote: false,
+            path: Path::new(local, remote),
+            paths: Paths::new(&Path::new(local, remote)),
             state: State::HalfOpen,
             alg: None,
             keys: None,
@@ -309,10 +311,6 @@ impl IkeSa {
         self.peer_mobike
     }
 
-    pub(super) fn udp_encap(&self) -> bool {
-        self.nat_local || self.nat_remote
-    }
-
     /// Our virtual IPs (initiator) or the ones we assigned (responder).
     fn vips(&self) -> &[IpAddr] {
         if self.virtual_ips.is_empty() {
@@ -330,10 +328,13 @@ impl IkeSa {
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             established: self.is_established(),
-            local: self.local,
-            remote: self.remote,
-            nat_local: self.nat_local,
-            nat_remote: self.nat_remote,
+            local: self.path.local(),
+            remote: self.path.remote(),
+            nat_local: self.path.nat_local,
+            nat_remote: self.path.nat_remote,
+            local_addresses: self.paths.local().to_vec(),
+            peer_addresses: self.paths.peer().to_vec(),
+            candidates: self.paths.candidates().to_vec(),
             mobike: self.mobike(),
             virtual_ip: self.vips().first().copied(),
             virtual_ips: self.vips().to_vec(),
@@ -372,7 +373,7 @@ impl IkeSa {
         t.set_or_stop(
             Timer::Keepalive,
             keepalive
-                .filter(|_| live && self.nat_local)
+                .filter(|_| live && self.path.nat_local)
                 .and_then(|i| self.last_outbound.checked_add(i)),
         );
         t.set_or_stop(
@@ -411,10 +412,8 @@ impl IkeSa {
             initiator: self.initiator,
             spi_i: self.spi_i,
             spi_r: self.spi_r,
-            local: self.local,
-            remote: self.remote,
-            nat_local: self.nat_local,
-            nat_remote: self.nat_remote,
+            path: self.path,
+            paths: self.paths.clone(),
             state: State::Established,
             alg: self.alg,
             keys: self.keys.take(),

@@ -62,8 +62,16 @@
 //!   (retransmitted together), and received fragments are checked one by one, then put
 //!   together (at most 64 per message, 64 KiB, 30 s). A retransmitted first fragment of an
 //!   answered request gets the whole cached response again.
-//! - EAP and MOBIKE's exchanges are not in this engine yet; the path primitive MOBIKE needs
-//!   is [`Engine::update_ike_sa_path`].
+//! - Paths ([`path`]): each IKE SA has the pair it uses, with its NAT state, and its
+//!   address sets — ours (the connection's `local_addrs` among the host's addresses, which
+//!   the daemon reports with [`Engine::set_local_addresses`]; all of them for `%any`) and
+//!   the peer's (the address it uses and, with MOBIKE, those it announced in IKE_AUTH) —
+//!   with the candidate pairs they make, in preference order, each with its check state
+//!   ([`path::PathCheck`]; an authenticated answer on a pair marks it reachable). An
+//!   outstanding request remembers the pair it went on; a response is matched whatever
+//!   pair it arrives on. [`Engine::update_ike_sa_path`] moves an SA and its CHILD_SAs.
+//!   MOBIKE's exchanges (UPDATE_SA_ADDRESSES, path checks, address-list updates) and EAP
+//!   are not in this engine yet.
 //!
 //! # Ports
 //!
@@ -326,6 +334,9 @@ pub(in crate::engine) struct Core {
     pools: pool::Pools,
     /// The wall-clock time at one monotonic instant, for certificate validity.
     wall_clock: Option<(Instant, SystemTime)>,
+    /// The host's addresses, most preferred first, as the daemon last reported them
+    /// ([`Engine::set_local_addresses`]); `None` until it does.
+    host_addresses: Option<Vec<IpAddr>>,
     /// IKE SAs created by a handler (a new half-open SA, a rekeyed IKE SA's predecessor),
     /// for the table.
     adopted: Vec<IkeSa>,
@@ -385,6 +396,7 @@ impl Engine {
             invalid_spi_budget: (None, 0),
             pools,
             wall_clock: None,
+            host_addresses: None,
             adopted: Vec::new(),
             deferred: VecDeque::new(),
         };
@@ -434,6 +446,29 @@ impl Engine {
     /// every certificate is refused.
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.core.wall_clock = Some((now, wall));
+    }
+
+    /// Tells the engine the host's addresses, most preferred first (the daemon's view of
+    /// its interfaces, after every change). Each IKE SA's local address set becomes the
+    /// connection's `local_addrs` that are among them, or all of them for a connection with
+    /// none (`%any`), and its candidate pairs follow (see [`IkeSaInfo::candidates`]). An
+    /// SA whose address in use is gone stays on it until an authenticated exchange moves
+    /// it: nothing here sends or moves anything.
+    pub fn set_local_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
+        let host: Vec<IpAddr> = addresses.to_vec();
+        for sa in self.sas.values_mut() {
+            let set = path::local_set(&sa.cfg.local_addrs, Some(&host), sa.path.local().ip());
+            if sa.paths.set_local(set, &sa.path) {
+                tracing::debug!(
+                    connection = %sa.connection,
+                    local = ?sa.paths.local(),
+                    in_use = sa.paths.local().contains(&sa.path.local().ip()),
+                    "local address set changed"
+                );
+            }
+        }
+        self.core.host_addresses = Some(host);
+        self.settle(now);
     }
 
     /// The counters.
@@ -967,6 +1002,12 @@ pub struct IkeSaInfo {
     pub nat_local: bool,
     /// Whether a NAT was detected in front of the peer.
     pub nat_remote: bool,
+    /// Our addresses this IKE SA can use, most preferred first.
+    pub local_addresses: Vec<IpAddr>,
+    /// The peer's: the address it uses, then the others it announced.
+    pub peer_addresses: Vec<IpAddr>,
+    /// The address pairs they make, in preference order, with what is known of each.
+    pub candidates: Vec<path::Candidate>,
     /// Whether both sides announced MOBIKE support.
     pub mobike: bool,
     /// Our virtual IP (initiator) or the one we assigned (responder): the first of

@@ -122,20 +122,10 @@ impl Message {
         self.notifies().find(|n| n.ty == ty)
     }
 
-    /// The MOBIKE address list this message announces, if it carries one: the addresses of its
-    /// `ADDITIONAL_IP4_ADDRESS` and `ADDITIONAL_IP6_ADDRESS` notifications in the sender's
-    /// order, or an empty list for `NO_ADDITIONAL_ADDRESSES`
-    /// ([RFC 4555 § 3.4](https://www.rfc-editor.org/rfc/rfc4555#section-3.4)).
+    /// The MOBIKE address list this message announces, if it carries one
+    /// ([`additional_addresses`]).
     pub fn additional_addresses(&self) -> Option<Vec<IpAddr>> {
-        let addrs: Vec<IpAddr> = self
-            .notifies()
-            .filter_map(payload::Notify::as_additional_address)
-            .collect();
-        if !addrs.is_empty() || self.notify(NotifyType::NO_ADDITIONAL_ADDRESSES).is_some() {
-            Some(addrs)
-        } else {
-            None
-        }
+        additional_addresses(&self.payloads)
     }
 
     /// The payload types, in order.
@@ -181,6 +171,26 @@ pub fn encode_nat_traversal(message: &Message) -> Result<Vec<u8>, EncodeError> {
     let mut buf = NON_ESP_MARKER.to_vec();
     message.encode_into(&mut buf)?;
     Ok(buf)
+}
+
+/// The MOBIKE address list of a message's `payloads`, if it carries one: the addresses of
+/// its `ADDITIONAL_IP4_ADDRESS` and `ADDITIONAL_IP6_ADDRESS` notifications in the sender's
+/// order, or an empty list for `NO_ADDITIONAL_ADDRESSES`
+/// ([RFC 4555 § 3.4](https://www.rfc-editor.org/rfc/rfc4555#section-3.4)).
+pub fn additional_addresses(payloads: &[Payload]) -> Option<Vec<IpAddr>> {
+    let notifies = payloads.iter().filter_map(|p| match p {
+        Payload::Notify(n) => Some(n),
+        _ => None,
+    });
+    let mut addrs = Vec::new();
+    let mut none = false;
+    for n in notifies {
+        if let Some(a) = n.as_additional_address() {
+            addrs.push(a);
+        }
+        none |= n.ty == NotifyType::NO_ADDITIONAL_ADDRESSES;
+    }
+    (!addrs.is_empty() || none).then_some(addrs)
 }
 
 #[cfg(test)]

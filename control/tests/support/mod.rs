@@ -11,8 +11,8 @@ use roamgate_control::auth::{Identity, SharedSecrets};
 use roamgate_control::crypto::Secret;
 use roamgate_control::crypto::proposal::{ProposalSpec, Protocol};
 use roamgate_control::engine::{
-    ChildConfig, ConnectionConfig, Engine, EngineConfig, Event, LocalAuth, MemorySaSink, Mode,
-    RemoteAuth, SendCert, StartAction, Transmit,
+    ChildConfig, ConnectionConfig, Engine, EngineConfig, Event, IkeSaHandle, LocalAuth,
+    MemorySaSink, Mode, RemoteAuth, SendCert, StartAction, Transmit,
 };
 use roamgate_control::wire::payload::{AddressRange, TrafficSelector};
 
@@ -440,4 +440,23 @@ pub fn assert_sinks_agree(a: &MemorySaSink, b: &MemorySaSink) -> usize {
         assert_ne!(sa.inbound.encryption_key, sa.outbound.encryption_key);
     }
     a.len()
+}
+
+/// Runs IKE_SA_INIT and IKE_AUTH (with the first CHILD_SA) to completion.
+pub fn established(seed: u64, i: EngineConfig, r: EngineConfig) -> Sim {
+    let mut sim = sim_pair(seed, i, r);
+    sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(120), |s| s.nodes[0].sink.len() == 1
+            && s.nodes[1].sink.len() == 1)
+    );
+    sim
+}
+
+/// The one IKE SA of `node`, which must be established.
+pub fn handle(sim: &Sim, node: usize) -> IkeSaHandle {
+    let sas = sim.nodes[node].engine.ike_sas();
+    assert_eq!(sas.len(), 1, "one IKE SA on node {node}");
+    assert!(sas[0].established);
+    sas[0].handle
 }

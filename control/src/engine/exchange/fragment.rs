@@ -24,8 +24,12 @@ impl Core {
         if !sa.fragmentation {
             return None;
         }
-        let ip = if sa.remote.is_ipv4() { 20 } else { 40 };
-        let marker = if sa.local.port() == NATT_PORT { 4 } else { 0 };
+        let ip = if sa.path.remote().is_ipv4() { 20 } else { 40 };
+        let marker = if sa.path.local().port() == NATT_PORT {
+            4
+        } else {
+            0
+        };
         self.config.fragment_size.checked_sub(ip + 8 + marker)
     }
 

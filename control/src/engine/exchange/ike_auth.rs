@@ -112,7 +112,7 @@ impl Core {
         let Some(keys) = sa.keys.as_ref() else {
             return false;
         };
-        let us = local_identity(&c, sa.local.ip());
+        let us = local_identity(&c, sa.path.local().ip());
         let Some(id) = us.to_wire() else {
             self.fail(
                 sa,
@@ -259,7 +259,7 @@ impl Core {
             &keys.sk_pr,
             &id_payload_body(idr),
         );
-        let us = local_identity(c, sa.local.ip());
+        let us = local_identity(c, sa.path.local().ip());
         let verified = self.verify_peer(
             now,
             c,
@@ -284,7 +284,7 @@ impl Core {
                 mid,
                 vec![notify(NotifyType::AUTHENTICATION_FAILED)],
             ) {
-                self.send_raw(sa.local, sa.remote, &bytes);
+                self.send_raw(sa.path.local(), sa.path.remote(), &bytes);
             }
             self.fail(sa, FailureReason::AuthenticationFailed);
             return false;
@@ -313,7 +313,7 @@ impl Core {
             }
             sa.virtual_ips = v4.into_iter().chain(v6).collect();
         }
-        self.established(now, sa);
+        self.established(now, sa, payloads);
         for &address in &sa.virtual_ips {
             self.events.push_back(Event::VirtualIp {
                 handle: sa.handle,
@@ -398,20 +398,42 @@ impl Core {
         );
     }
 
-    pub(in crate::engine) fn established(&mut self, now: Instant, sa: &mut IkeSa) {
+    /// The IKE SA is established with the peer's IKE_AUTH `payloads`: its address sets
+    /// start from the connection's addresses that the host has and, with MOBIKE, the
+    /// peer's announced list ([RFC 4555 § 3.4](https://www.rfc-editor.org/rfc/rfc4555#section-3.4)).
+    pub(in crate::engine) fn established(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        payloads: &[Payload],
+    ) {
         sa.state = State::Established;
+        sa.paths = Paths::new(&sa.path);
+        sa.paths.set_local(
+            local_set(
+                &sa.cfg.local_addrs,
+                self.host_addresses.as_deref(),
+                sa.path.local().ip(),
+            ),
+            &sa.path,
+        );
+        if sa.peer_mobike
+            && let Some(announced) = additional_addresses(payloads)
+        {
+            sa.paths.set_peer(&announced, &sa.path);
+        }
         self.arm_ike_lifetime(now, sa);
         sa.timers.stop(Timer::Expire);
         sa.last_inbound = now;
         self.half_open.retain(|_, h| *h != sa.handle);
         self.stats.ike_sas_established += 1;
-        tracing::info!(connection = %sa.connection, local = %sa.local, remote = %sa.remote, "IKE SA established");
+        tracing::info!(connection = %sa.connection, local = %sa.path.local(), remote = %sa.path.remote(), "IKE SA established");
         self.events.push_back(Event::IkeSaEstablished {
             handle: sa.handle,
             connection: sa.connection.clone(),
             initiator: sa.initiator,
-            local: sa.local,
-            remote: sa.remote,
+            local: sa.path.local(),
+            remote: sa.path.remote(),
             peer_id: sa.peer_id.clone().unwrap_or(Identification {
                 ty: crate::wire::IdType::NULL,
                 data: Vec::new(),
@@ -469,9 +491,9 @@ impl Core {
             esn: alg.esn,
             inbound: split_keys(inbound_spi, inb.0, inb.1, aead),
             outbound: split_keys(outbound_spi, out.0, out.1, aead),
-            local: sa.local,
-            remote: sa.remote,
-            udp_encap: sa.udp_encap(),
+            local: sa.path.local(),
+            remote: sa.path.remote(),
+            udp_encap: sa.path.udp_encap(),
             local_ts: local_ts.clone(),
             remote_ts: remote_ts.clone(),
             lifetimes: Lifetimes {
@@ -594,8 +616,7 @@ impl Core {
         sa.connection = c.name.clone();
         sa.peer_id = Some(idi.clone());
         sa.peer_certreqs = certificate_requests(payloads);
-        sa.local = local;
-        sa.remote = remote;
+        sa.path.pair = AddressPair { local, remote };
         sa.peer_mobike = c.mobike && has_notify(payloads, NotifyType::MOBIKE_SUPPORTED);
         if has_notify(payloads, NotifyType::INITIAL_CONTACT) {
             self.initial_contact(sa, others);
@@ -689,7 +710,7 @@ impl Core {
             out.push(notify(NotifyType::MOBIKE_SUPPORTED));
         }
         self.respond(sa, rx, out);
-        self.established(now, sa);
+        self.established(now, sa, payloads);
         for &address in &sa.assigned_vips {
             self.events.push_back(Event::VirtualIp {
                 handle: sa.handle,
@@ -812,9 +833,9 @@ impl Core {
 /// (established or being set up; a rekeyed predecessor finishing its delete does not
 /// count).
 fn has_other_ike_sa(others: &Others<'_>, sa: &IkeSa) -> bool {
-    others
-        .iter()
-        .any(|o| !o.silent && o.cfg.name == sa.cfg.name && o.remote.ip() == sa.remote.ip())
+    others.iter().any(|o| {
+        !o.silent && o.cfg.name == sa.cfg.name && o.path.remote().ip() == sa.path.remote().ip()
+    })
 }
 
 #[cfg(test)]

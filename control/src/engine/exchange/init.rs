@@ -74,11 +74,11 @@ impl Core {
         }));
         payloads.push(Payload::Notify(Notify::new(
             NotifyType::NAT_DETECTION_SOURCE_IP,
-            nat_detection_hash(sa.spi_i, 0, sa.local).to_vec(),
+            nat_detection_hash(sa.spi_i, 0, sa.path.local()).to_vec(),
         )));
         payloads.push(Payload::Notify(Notify::new(
             NotifyType::NAT_DETECTION_DESTINATION_IP,
-            nat_detection_hash(sa.spi_i, 0, sa.remote).to_vec(),
+            nat_detection_hash(sa.spi_i, 0, sa.path.remote()).to_vec(),
         )));
         payloads.push(Payload::Notify(Notify::signature_hash_algorithms(
             crate::auth::SUPPORTED_HASHES,
@@ -95,7 +95,7 @@ impl Core {
             minor_version: 0,
             payloads,
         };
-        let Some(bytes) = self.send_plain(sa.local, sa.remote, &msg) else {
+        let Some(bytes) = self.send_plain(sa.path.local(), sa.path.remote(), &msg) else {
             return;
         };
         sa.init_request = bytes.clone();
@@ -104,6 +104,7 @@ impl Core {
             fragments: Vec::new(),
             bytes,
             sends: 1,
+            via: sa.path.pair,
             request: Request::IkeSaInit,
         });
         sa.timers
@@ -225,8 +226,8 @@ impl Core {
             c.fragmentation && has_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED);
         sa.spi_r = msg.spi_r;
         sa.nr = nr.data.clone();
-        if sa.local.ip().is_unspecified() {
-            sa.local = local;
+        if sa.path.local().ip().is_unspecified() {
+            sa.path.pair.local = local;
         }
         self.detect_nat(sa, &msg, sa.spi_r);
         let Some(keys) = derive_keys(&alg, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r, true)
@@ -239,9 +240,9 @@ impl Core {
         sa.init_response = bytes.to_vec();
         sa.pending = None;
         sa.next_message_id = 1;
-        if (sa.udp_encap() || mobike) && sa.local.port() == IKE_PORT {
-            sa.local.set_port(NATT_PORT);
-            sa.remote.set_port(NATT_PORT);
+        if (sa.path.udp_encap() || mobike) && sa.path.local().port() == IKE_PORT {
+            sa.path.pair.local.set_port(NATT_PORT);
+            sa.path.pair.remote.set_port(NATT_PORT);
         }
         sa.state = State::AuthSent;
         self.send_auth_request(now, sa, others)
@@ -258,10 +259,10 @@ impl Core {
         if src.is_empty() || dst.is_none() {
             return;
         }
-        let want_src = nat_detection_hash(sa.spi_i, spi_r, sa.remote);
-        sa.nat_remote = !src.iter().any(|n| n.data == want_src);
-        let want_dst = nat_detection_hash(sa.spi_i, spi_r, sa.local);
-        sa.nat_local = dst.is_some_and(|n| n.data != want_dst);
+        let want_src = nat_detection_hash(sa.spi_i, spi_r, sa.path.remote());
+        sa.path.nat_remote = !src.iter().any(|n| n.data == want_src);
+        let want_dst = nat_detection_hash(sa.spi_i, spi_r, sa.path.local());
+        sa.path.nat_local = dst.is_some_and(|n| n.data != want_dst);
     }
 
     // ----- responder: IKE_SA_INIT -----
@@ -463,7 +464,7 @@ impl Core {
             spi_r = format_args!("{spi_r:016x}")
         )
         .entered();
-        tracing::debug!(%remote, nat_local = sa.nat_local, nat_remote = sa.nat_remote, "IKE_SA_INIT answered");
+        tracing::debug!(%remote, nat_local = sa.path.nat_local, nat_remote = sa.path.nat_remote, "IKE_SA_INIT answered");
         self.by_spi.insert(spi_r, handle);
         self.half_open.insert((remote, sa.spi_i), handle);
         self.adopt(sa);

@@ -20,7 +20,7 @@ use super::negotiate::{
     EspAlgorithms, IkeAlgorithms, check_esp_answer, check_ike_answer, esp_answer, ike_answer,
     is_subset, narrow, offer, select_esp, select_ike,
 };
-use super::path::AddressPair;
+use super::path::{AddressPair, PathCheck, Paths, local_set};
 use super::sa::{ChildProtocol, ChildSaInstall, Lifetimes, SaEvent, SaKeys};
 use super::timer::Timer;
 use super::{
@@ -31,6 +31,7 @@ use crate::crypto::Secret;
 use crate::crypto::dh::{self, DhPrivate};
 use crate::crypto::keys::{IkeKeys, IkeSuite, child_keys, skeyseed, split_salt};
 use crate::wire::header::{Flags, Repr};
+use crate::wire::message::additional_addresses;
 use crate::wire::payload::{
     AddressRange, Authentication, CertificateRequest, ConfigAttribute, Configuration, Delete,
     Identification, KeyExchange, Nonce, Notify, Payload, SecurityAssociation, TrafficSelector,
@@ -150,7 +151,7 @@ fn resolve_ts(list: &[TsConfig], hosts: &[IpAddr]) -> Vec<TrafficSelector> {
 /// once we have them, else our IKE address.
 fn local_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
     if sa.virtual_ips.is_empty() {
-        resolve_ts(list, &[sa.local.ip()])
+        resolve_ts(list, &[sa.path.local().ip()])
     } else {
         resolve_ts(list, &sa.virtual_ips)
     }
@@ -160,7 +161,7 @@ fn local_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
 /// selector per address); otherwise `dynamic` is the peer's IKE address.
 fn remote_ts_of(sa: &IkeSa, list: &[TsConfig]) -> Vec<TrafficSelector> {
     if sa.assigned_vips.is_empty() {
-        resolve_ts(list, &[sa.remote.ip()])
+        resolve_ts(list, &[sa.path.remote().ip()])
     } else {
         sa.assigned_vips.iter().map(|&v| host_ts(v)).collect()
     }
@@ -484,7 +485,7 @@ impl Core {
         sa.next_message_id = mid.wrapping_add(1);
         sa.last_outbound = now;
         for d in &datagrams {
-            self.send_raw(sa.local, sa.remote, d);
+            self.send_raw(sa.path.local(), sa.path.remote(), d);
         }
         let bytes = datagrams.first().cloned().unwrap_or_default();
         if datagrams.len() == 1 {
@@ -495,6 +496,7 @@ impl Core {
             fragments: datagrams,
             bytes,
             sends: 1,
+            via: sa.path.pair,
             request,
         });
         sa.timers
@@ -582,11 +584,15 @@ impl Core {
         local: SocketAddr,
         remote: SocketAddr,
     ) {
-        if sa.local == local && sa.remote == remote {
+        if sa.path.local() == local && sa.path.remote() == remote {
             return;
         }
-        sa.local = local;
-        sa.remote = remote;
+        sa.path.pair = AddressPair { local, remote };
+        sa.paths.moved(&sa.path);
+        // The old pair is given up: an outstanding request goes on on the new one.
+        if let Some(p) = &mut sa.pending {
+            p.via = sa.path.pair;
+        }
         for c in &sa.children {
             self.sa_events.push_back(SaEvent::UpdateAddresses {
                 ike_sa: sa.handle,
@@ -594,7 +600,7 @@ impl Core {
                 outbound_spi: c.outbound_spi,
                 local,
                 remote,
-                udp_encap: sa.udp_encap(),
+                udp_encap: sa.path.udp_encap(),
             });
         }
         if sa.is_established() {
@@ -724,10 +730,14 @@ impl Core {
         }
     }
 
+    /// A protected response, which arrived on `via`: it answers our outstanding request
+    /// whatever pair it came on (the request may have been sent on several), and shows that
+    /// pair works.
     pub(in crate::engine) fn protected_response(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
+        via: AddressPair,
         header: &Repr,
         bytes: &[u8],
     ) -> bool {
@@ -747,6 +757,7 @@ impl Core {
             return true;
         };
         sa.last_inbound = now;
+        sa.paths.record(via, PathCheck::Reachable(now));
         let keep = match pending.request {
             Request::IkeAuth => {
                 let keep = self.auth_response(now, sa, &payloads);
@@ -874,7 +885,7 @@ impl Core {
                     if let Some(bytes) =
                         self.seal(sa, ExchangeType::INFORMATIONAL, false, mid, delete)
                     {
-                        self.send_raw(sa.local, sa.remote, &bytes);
+                        self.send_raw(sa.path.local(), sa.path.remote(), &bytes);
                     }
                     self.deleted(sa, DeleteReason::Expired);
                     return false;
@@ -890,7 +901,7 @@ impl Core {
                 }
                 Timer::Keepalive
                     if live
-                        && sa.nat_local
+                        && sa.path.nat_local
                         && self
                             .config
                             .nat_keepalive
@@ -901,8 +912,8 @@ impl Core {
                     self.stats.keepalives_sent += 1;
                     self.stats.datagrams_sent += 1;
                     self.transmits.push_back(Transmit {
-                        local: sa.local,
-                        remote: sa.remote,
+                        local: sa.path.local(),
+                        remote: sa.path.remote(),
                         payload: vec![crate::wire::message::NAT_KEEPALIVE],
                     });
                 }
@@ -959,8 +970,9 @@ impl Core {
         sa.timers.set(Timer::Retransmit, now + wait);
         self.stats.requests_retransmitted += 1;
         sa.last_outbound = now;
+        let via = p.via;
         for d in &datagrams {
-            self.send_raw(sa.local, sa.remote, d);
+            self.send_raw(via.local, via.remote, d);
         }
         true
     }
@@ -1020,7 +1032,8 @@ impl Engine {
                 if let Some(h) = self.core.half_open.get(&(remote, header.spi_i)).copied() {
                     let Some(sa) = self.sas.get(h) else { return };
                     if sa.init_request == bytes {
-                        let (l, r, out) = (sa.local, sa.remote, sa.init_response.clone());
+                        let (l, r, out) =
+                            (sa.path.local(), sa.path.remote(), sa.init_response.clone());
                         self.core.stats.responses_retransmitted += 1;
                         self.core.send_raw(l, r, &out);
                     } else {
@@ -1082,7 +1095,7 @@ impl Engine {
             )
             .entered();
             if response {
-                core.protected_response(now, sa, header, bytes)
+                core.protected_response(now, sa, AddressPair { local, remote }, header, bytes)
             } else {
                 core.protected_request(
                     now,
