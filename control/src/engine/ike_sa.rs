@@ -18,14 +18,11 @@ use crate::crypto::prf::Prf;
 use crate::crypto::sk::SkCipher;
 use crate::wire::payload::{Identification, TrafficSelector};
 
-/// Where the IKE SA is in its life.
+/// Where the IKE SA is in its life (what an outstanding exchange needs is in its
+/// [`Exchange`]).
 pub(super) enum State {
-    /// Initiator: IKE_SA_INIT sent with this private value.
-    InitSent {
-        dh: DhPrivate,
-        cookie: Option<Vec<u8>>,
-        attempts: u8,
-    },
+    /// Initiator: IKE_SA_INIT sent.
+    InitSent,
     /// Initiator: IKE_AUTH sent.
     AuthSent,
     /// Responder: IKE_SA_INIT answered, IKE_AUTH awaited.
@@ -71,32 +68,78 @@ pub(super) struct ChildSa {
     pub(super) remote_ts: Vec<TrafficSelector>,
 }
 
-/// Our outstanding CREATE_CHILD_SA request's secrets
-/// ([RFC 7296 § 1.3](https://www.rfc-editor.org/rfc/rfc7296#section-1.3)).
-pub(super) enum RekeyState {
-    /// Rekeying the CHILD_SA with inbound SPI `old`.
-    Child {
-        old: u32,
-        new_inbound: u32,
+/// Our IKE_SA_INIT request as sent: our private value, the cookie the responder asked us
+/// to return, and how many answers asked us to try again (COOKIE, INVALID_KE_PAYLOAD).
+pub(super) struct InitAttempt {
+    pub(super) dh: DhPrivate,
+    pub(super) cookie: Option<Vec<u8>>,
+    pub(super) attempts: u8,
+}
+
+/// Our CREATE_CHILD_SA rekeying a CHILD_SA
+/// ([RFC 7296 § 2.8](https://www.rfc-editor.org/rfc/rfc7296#section-2.8)).
+pub(super) struct ChildRekey {
+    /// Our inbound SPI of the CHILD_SA being rekeyed.
+    pub(super) old: u32,
+    /// Our inbound SPI of its successor.
+    pub(super) new_inbound: u32,
+    pub(super) ni: Vec<u8>,
+    pub(super) dh: Option<DhPrivate>,
+    /// The peer rekeyed the same CHILD_SA at the same time: our inbound SPI of the SA its
+    /// exchange created and the lowest nonce of that exchange
+    /// ([§ 2.8.1](https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1)).
+    pub(super) collision: Option<(u32, Vec<u8>)>,
+}
+
+/// What our outstanding request is and what its answer needs (rustls' `Expect*` states are
+/// the shape): each exchange carries its own secrets and proposals, so nothing on the IKE
+/// SA is valid only while some exchange is out.
+pub(super) enum Exchange {
+    /// IKE_SA_INIT.
+    IkeSaInit(InitAttempt),
+    /// IKE_AUTH, with the CHILD_SA it proposes.
+    IkeAuth { child: Option<ChildProposal> },
+    /// An empty INFORMATIONAL (liveness check).
+    Dpd,
+    /// INFORMATIONAL deleting the IKE SA.
+    DeleteIke,
+    /// INFORMATIONAL deleting the CHILD_SA with this inbound SPI, for this reason.
+    DeleteChild(u32, super::DeleteReason),
+    /// INFORMATIONAL telling the peer that the CHILD_SA with this inbound SPI, which the
+    /// data plane refused, is gone.
+    DeleteRefusedChild(u32),
+    /// CREATE_CHILD_SA rekeying a CHILD_SA.
+    RekeyChild(ChildRekey),
+    /// CREATE_CHILD_SA creating one more CHILD_SA: what we proposed, our nonce and private
+    /// value.
+    CreateChild {
+        proposal: ChildProposal,
         ni: Vec<u8>,
         dh: Option<DhPrivate>,
-        /// The peer rekeyed the same CHILD_SA at the same time: our inbound SPI of the SA its
-        /// exchange created and the lowest nonce of that exchange
-        /// ([§ 2.8.1](https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1)).
-        collision: Option<(u32, Vec<u8>)>,
     },
-    /// Creating one more CHILD_SA: our inbound SPI for it, our nonce and private value.
-    NewChild {
-        new_inbound: u32,
-        ni: Vec<u8>,
-        dh: Option<DhPrivate>,
-    },
-    /// Rekeying the IKE SA: the new SPIi, our nonce and private value.
-    Ike {
+    /// CREATE_CHILD_SA rekeying the IKE SA: the new SPIi, our nonce and private value.
+    RekeyIke {
         new_spi_i: u64,
         ni: Vec<u8>,
         dh: DhPrivate,
     },
+}
+
+impl Exchange {
+    pub(super) fn exchange_type(&self) -> crate::wire::ExchangeType {
+        use crate::wire::ExchangeType as T;
+        match self {
+            Exchange::IkeSaInit(_) => T::IKE_SA_INIT,
+            Exchange::IkeAuth { .. } => T::IKE_AUTH,
+            Exchange::Dpd
+            | Exchange::DeleteIke
+            | Exchange::DeleteChild(..)
+            | Exchange::DeleteRefusedChild(_) => T::INFORMATIONAL,
+            Exchange::RekeyChild(_) | Exchange::CreateChild { .. } | Exchange::RekeyIke { .. } => {
+                T::CREATE_CHILD_SA
+            }
+        }
+    }
 }
 
 /// What the initiator proposed for a CHILD_SA and still needs when the answer comes.
@@ -121,7 +164,7 @@ pub(super) struct Pending {
     /// The pair it was last sent on (a retransmission goes there too; a response is
     /// matched whatever pair it arrives on).
     pub(super) via: AddressPair,
-    pub(super) request: Request,
+    pub(super) exchange: Exchange,
 }
 
 /// The last response we sent, for retransmitted requests.
@@ -165,7 +208,6 @@ pub(super) struct IkeSa {
     pub(super) peer_next_message_id: u32,
     pub(super) cached: Option<CachedResponse>,
     pub(super) children: Vec<ChildSa>,
-    pub(super) child_proposal: Option<ChildProposal>,
     pub(super) peer_mobike: bool,
     pub(super) peer_id: Option<Identification>,
     /// The virtual IPs the peer gave us (initiator), at most one per address family.
@@ -178,8 +220,6 @@ pub(super) struct IkeSa {
     pub(super) last_outbound: Instant,
     /// Counter for AES-GCM IVs (unique per key by construction).
     pub(super) iv_counter: u64,
-    /// Our CREATE_CHILD_SA in flight.
-    pub(super) rekey: Option<RekeyState>,
     /// Every deadline of the SA (see [`Timer`]).
     pub(super) timers: TimerTable,
     /// An IKE SA replaced by its rekeyed successor: it lives on only to finish its Delete
@@ -255,7 +295,6 @@ impl IkeSa {
             peer_next_message_id: 0,
             cached: None,
             children: Vec::new(),
-            child_proposal: None,
             peer_mobike: false,
             peer_id: None,
             virtual_ips: Vec::new(),
@@ -264,7 +303,6 @@ impl IkeSa {
             last_outbound: now,
             timers: TimerTable::default(),
             iv_counter: 0,
-            rekey: None,
             silent: false,
             local_spi_before_rekey: 0,
             peer_hashes: None,
@@ -287,19 +325,21 @@ impl IkeSa {
     /// Every inbound CHILD_SA SPI this SA holds: its CHILD_SAs' and those of its
     /// negotiations in flight.
     pub(super) fn inbound_spis(&self) -> impl Iterator<Item = u32> + '_ {
-        let negotiating = match &self.rekey {
-            Some(RekeyState::Child {
-                new_inbound,
-                collision,
-                ..
-            }) => [Some(*new_inbound), collision.as_ref().map(|c| c.0)],
-            Some(RekeyState::NewChild { new_inbound, .. }) => [Some(*new_inbound), None],
-            Some(RekeyState::Ike { .. }) | None => [None, None],
+        let negotiating = match self.pending.as_ref().map(|p| &p.exchange) {
+            Some(Exchange::RekeyChild(r)) => {
+                [Some(r.new_inbound), r.collision.as_ref().map(|c| c.0)]
+            }
+            Some(
+                Exchange::CreateChild { proposal, .. }
+                | Exchange::IkeAuth {
+                    child: Some(proposal),
+                },
+            ) => [Some(proposal.inbound_spi), None],
+            _ => [None, None],
         };
         self.children
             .iter()
             .map(|c| c.inbound_spi)
-            .chain(self.child_proposal.as_ref().map(|p| p.inbound_spi))
             .chain(negotiating.into_iter().flatten())
     }
 
@@ -427,7 +467,6 @@ impl IkeSa {
             peer_next_message_id: self.peer_next_message_id,
             cached: self.cached.take(),
             children: Vec::new(),
-            child_proposal: None,
             peer_mobike: self.peer_mobike,
             peer_id: self.peer_id.clone(),
             virtual_ips: Vec::new(),
@@ -440,7 +479,6 @@ impl IkeSa {
                 timers
             },
             iv_counter: self.iv_counter,
-            rekey: None,
             silent: true,
             local_spi_before_rekey: 0,
             peer_hashes: None,

@@ -11,7 +11,6 @@
 use super::*;
 use crate::crypto::keys::skeyseed_rekey;
 use crate::engine::config::{ChildConfig, StartAction};
-use crate::engine::ike_sa::RekeyState;
 use crate::wire::DhGroup;
 
 /// How long a responder keeps a rekeyed-away IKE SA for the initiator's Delete.
@@ -206,12 +205,12 @@ impl Core {
         })
     }
 
-    /// The payloads of our CHILD_SA rekey request; `None` when there is nothing to rekey.
+    /// Our CHILD_SA rekey request and its payloads; `None` when there is nothing to rekey.
     pub(in crate::engine) fn start_rekey_child(
         &mut self,
         sa: &mut IkeSa,
         old: u32,
-    ) -> Option<Vec<Payload>> {
+    ) -> Option<(Exchange, Vec<Payload>)> {
         let child = sa
             .children
             .iter()
@@ -230,24 +229,24 @@ impl Core {
             ni,
             dh,
         } = self.child_offer(&cfg, Some(old), &offered)?;
-        sa.rekey = Some(RekeyState::Child {
+        let rekey = ChildRekey {
             old,
             new_inbound,
             ni,
             dh,
             collision: None,
-        });
-        Some(payloads)
+        };
+        Some((Exchange::RekeyChild(rekey), payloads))
     }
 
-    /// The payloads of our request for one more CHILD_SA; `None` when the configuration is
-    /// gone.
+    /// Our request for one more CHILD_SA and its payloads; `None` when the configuration
+    /// is gone.
     pub(in crate::engine) fn start_create_child(
         &mut self,
         sa: &mut IkeSa,
         child: usize,
         group: Option<DhGroup>,
-    ) -> Option<Vec<Payload>> {
+    ) -> Option<(Exchange, Vec<Payload>)> {
         let cfg = sa.cfg.children.get(child)?.clone();
         let offered = OfferedChild {
             cfg_index: child,
@@ -262,18 +261,13 @@ impl Core {
             ni,
             dh,
         } = self.child_offer(&cfg, None, &offered)?;
-        sa.child_proposal = Some(ChildProposal {
+        let proposal = ChildProposal {
             child,
             inbound_spi: new_inbound,
             local_ts: offered.local_ts,
             remote_ts: offered.remote_ts,
-        });
-        sa.rekey = Some(RekeyState::NewChild {
-            new_inbound,
-            ni,
-            dh,
-        });
-        Some(payloads)
+        };
+        Some((Exchange::CreateChild { proposal, ni, dh }, payloads))
     }
 
     /// Checks the answer to our CREATE_CHILD_SA for a CHILD_SA and, if it is good, installs
@@ -368,18 +362,16 @@ impl Core {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
+        rekey: ChildRekey,
         payloads: &[Payload],
     ) -> bool {
-        let Some(RekeyState::Child {
+        let ChildRekey {
             old,
             new_inbound,
             ni,
             dh,
             collision,
-        }) = sa.rekey.take()
-        else {
-            return true;
-        };
+        } = rekey;
         let Some(child) = sa.children.iter().find(|c| c.inbound_spi == old).cloned() else {
             return true;
         };
@@ -440,25 +432,18 @@ impl Core {
         true
     }
 
-    /// The answer to our request for one more CHILD_SA (configuration `child`).
+    /// The answer to our request for one more CHILD_SA, `proposal`, made with our nonce
+    /// `ni` and private value `dh`.
     pub(in crate::engine) fn create_child_response(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        child: usize,
+        proposal: ChildProposal,
+        ni: &[u8],
+        dh: Option<&DhPrivate>,
         payloads: &[Payload],
     ) -> bool {
-        let Some(RekeyState::NewChild {
-            new_inbound,
-            ni,
-            dh,
-        }) = sa.rekey.take()
-        else {
-            return true;
-        };
-        let Some(proposal) = sa.child_proposal.take() else {
-            return true;
-        };
+        let (child, new_inbound) = (proposal.child, proposal.inbound_spi);
         let Some(cfg) = sa.cfg.children.get(child).cloned() else {
             return true;
         };
@@ -467,11 +452,11 @@ impl Core {
         let offered = OfferedChild {
             cfg_index: child,
             mode,
-            group: dh.as_ref().map(DhPrivate::group),
+            group: dh.map(DhPrivate::group),
             local_ts: proposal.local_ts,
             remote_ts: proposal.remote_ts,
         };
-        match self.child_answer(now, sa, payloads, &offered, new_inbound, &ni, dh.as_ref()) {
+        match self.child_answer(now, sa, payloads, &offered, new_inbound, ni, dh) {
             ChildAnswer::Installed { .. } => {}
             ChildAnswer::RetryWith(g) => {
                 sa.queue.push_front(Request::CreateChild {
@@ -543,7 +528,10 @@ impl Core {
             Some(spi) => match sa.children.iter().find(|c| c.outbound_spi == spi) {
                 Some(c)
                     if c.rekeyed
-                        && !matches!(sa.rekey, Some(RekeyState::Child { old, .. }) if old == c.inbound_spi) =>
+                        && !matches!(
+                            sa.pending.as_ref().map(|p| &p.exchange),
+                            Some(Exchange::RekeyChild(r)) if r.old == c.inbound_spi
+                        ) =>
                 {
                     // Already replaced by our own rekey.
                     self.respond(sa, rx, vec![notify(NotifyType::TEMPORARY_FAILURE)]);
@@ -668,20 +656,22 @@ impl Core {
                 c.rekey_at = None;
             }
             // Are we rekeying the same CHILD_SA right now?
-            if let Some(RekeyState::Child {
-                old: ours,
-                collision,
+            if let Some(Pending {
+                exchange: Exchange::RekeyChild(ours),
                 ..
-            }) = &mut sa.rekey
-                && *ours == o.inbound_spi
+            }) = &mut sa.pending
+                && ours.old == o.inbound_spi
             {
-                *collision = Some((inbound, lower(&ni.data, &nr).to_vec()));
+                ours.collision = Some((inbound, lower(&ni.data, &nr).to_vec()));
             }
         }
     }
 
-    /// The payloads of our IKE SA rekey request.
-    pub(in crate::engine) fn start_rekey_ike(&mut self, sa: &mut IkeSa) -> Option<Vec<Payload>> {
+    /// Our IKE SA rekey request and its payloads.
+    pub(in crate::engine) fn start_rekey_ike(
+        &mut self,
+        sa: &mut IkeSa,
+    ) -> Option<(Exchange, Vec<Payload>)> {
         let alg = sa.alg?;
         let new_spi_i = self.alloc_ike_spi();
         let ni = self.random(NONCE_LEN);
@@ -696,20 +686,21 @@ impl Core {
                 data: dh.public().to_vec(),
             }),
         ];
-        sa.rekey = Some(RekeyState::Ike { new_spi_i, ni, dh });
-        Some(payloads)
+        Some((Exchange::RekeyIke { new_spi_i, ni, dh }, payloads))
     }
 
     /// The answer to our IKE SA rekey.
+    /// The answer to our IKE SA rekey, made with the SPIi `new_spi_i`, our nonce `ni` and
+    /// private value `dh`.
     pub(in crate::engine) fn rekey_ike_response(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
+        new_spi_i: u64,
+        ni: &[u8],
+        dh: &DhPrivate,
         payloads: &[Payload],
     ) -> bool {
-        let Some(RekeyState::Ike { new_spi_i, ni, dh }) = sa.rekey.take() else {
-            return true;
-        };
         let retry_later = |engine: &mut Core, sa: &mut IkeSa| {
             let at = now.checked_add(engine.retry_delay());
             sa.timers.set_or_stop(Timer::RekeyIke, at);
@@ -744,7 +735,7 @@ impl Core {
             return true;
         };
         let ok = self.replace_ike_keys(
-            now, sa, alg, &shared, &ni, &nr.data, new_spi_i, new_spi_r, true,
+            now, sa, alg, &shared, ni, &nr.data, new_spi_i, new_spi_r, true,
         );
         if ok {
             // Delete the predecessor, which now holds the old SPIs.
@@ -768,7 +759,7 @@ impl Core {
             self.respond(sa, rx, vec![notify(NotifyType::INVALID_SYNTAX)]);
             return true;
         };
-        if sa.pending.is_some() || sa.rekey.is_some() || !sa.is_established() {
+        if sa.pending.is_some() || !sa.is_established() {
             // Window 1: no rekey while our own request is out (§ 2.25).
             self.respond(sa, rx, vec![notify(NotifyType::TEMPORARY_FAILURE)]);
             return true;

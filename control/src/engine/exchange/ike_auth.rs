@@ -174,6 +174,7 @@ impl Core {
                 attributes,
             }));
         }
+        let mut proposal = None;
         if let Some(child) = c.children.first() {
             let spi = self.alloc_child_spi();
             payloads.push(Payload::SecurityAssociation(SecurityAssociation {
@@ -201,7 +202,7 @@ impl Core {
                 selectors: remote_ts.clone(),
             }));
             payloads.extend(mode_notify(child.mode));
-            sa.child_proposal = Some(ChildProposal {
+            proposal = Some(ChildProposal {
                 child: 0,
                 inbound_spi: spi,
                 local_ts,
@@ -211,7 +212,8 @@ impl Core {
         if c.mobike {
             payloads.push(notify(NotifyType::MOBIKE_SUPPORTED));
         }
-        if !self.send_request(now, sa, Request::IkeAuth, payloads) {
+        let exchange = Exchange::IkeAuth { child: proposal };
+        if !self.send_request(now, sa, exchange, payloads) {
             self.fail(
                 sa,
                 FailureReason::Unsupported("the IKE_AUTH request cannot be encoded"),
@@ -221,11 +223,12 @@ impl Core {
         true
     }
 
-    /// The answer to our IKE_AUTH.
+    /// The answer to our IKE_AUTH, which proposed the CHILD_SA `child`.
     pub(in crate::engine) fn auth_response(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
+        child: Option<ChildProposal>,
         payloads: &[Payload],
     ) -> bool {
         if has_notify(payloads, NotifyType::AUTHENTICATION_FAILED) {
@@ -320,7 +323,7 @@ impl Core {
                 address,
             });
         }
-        if let Some(cp) = sa.child_proposal.take() {
+        if let Some(cp) = child {
             self.auth_child_response(now, sa, cp, payloads);
         }
         true

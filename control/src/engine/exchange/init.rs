@@ -39,21 +39,28 @@ impl Core {
             });
             return handle;
         };
-        sa.state = State::InitSent {
+        sa.state = State::InitSent;
+        let attempt = InitAttempt {
             dh,
             cookie: None,
             attempts: 0,
         };
-        self.send_init_request(now, &mut sa);
-        self.by_spi.insert(spi_i, handle);
-        self.adopt(sa);
+        if self.send_init_request(now, &mut sa, attempt) {
+            self.by_spi.insert(spi_i, handle);
+            self.adopt(sa);
+        }
         handle
     }
 
-    pub(in crate::engine) fn send_init_request(&mut self, now: Instant, sa: &mut IkeSa) {
-        let State::InitSent { dh, cookie, .. } = &sa.state else {
-            return;
-        };
+    /// Sends (again) our IKE_SA_INIT request for `attempt`; returns whether the SA lives
+    /// on (it does not when the request cannot be encoded).
+    pub(in crate::engine) fn send_init_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        attempt: InitAttempt,
+    ) -> bool {
+        let InitAttempt { dh, cookie, .. } = &attempt;
         let c = &sa.cfg.clone();
         let mut payloads = Vec::new();
         if let Some(cookie) = cookie {
@@ -96,7 +103,8 @@ impl Core {
             payloads,
         };
         let Some(bytes) = self.send_plain(sa.path.local(), sa.path.remote(), &msg) else {
-            return;
+            self.fail(sa, FailureReason::Protocol("cannot encode IKE_SA_INIT"));
+            return false;
         };
         sa.init_request = bytes.clone();
         sa.pending = Some(Pending {
@@ -105,10 +113,11 @@ impl Core {
             bytes,
             sends: 1,
             via: sa.path.pair,
-            request: Request::IkeSaInit,
+            exchange: Exchange::IkeSaInit(attempt),
         });
         sa.timers
             .set(Timer::Retransmit, now + self.config.retransmit.wait(0));
+        true
     }
 
     pub(in crate::engine) fn fail(&mut self, sa: &IkeSa, reason: FailureReason) {
@@ -136,48 +145,48 @@ impl Core {
             self.stats.drop_malformed += 1;
             return true;
         };
-        let State::InitSent { attempts, .. } = &mut sa.state else {
-            self.stats.drop_unexpected_response += 1;
-            return true;
-        };
-        if msg.message_id != 0 {
+        let outstanding = matches!(
+            sa.pending.as_ref().map(|p| &p.exchange),
+            Some(Exchange::IkeSaInit(_))
+        );
+        if !outstanding || msg.message_id != 0 {
             self.stats.drop_unexpected_response += 1;
             return true;
         }
+        let Some(Pending {
+            exchange: Exchange::IkeSaInit(mut attempt),
+            ..
+        }) = sa.pending.take()
+        else {
+            return true;
+        };
         if let Some(n) = msg.notify(NotifyType::COOKIE) {
-            if *attempts >= MAX_INIT_ATTEMPTS
+            if attempt.attempts >= MAX_INIT_ATTEMPTS
                 || !crate::wire::payload::notify::COOKIE_LEN.contains(&n.data.len())
             {
                 self.fail(sa, FailureReason::Protocol("COOKIE loop"));
                 return false;
             }
-            *attempts += 1;
-            let data = n.data.clone();
-            if let State::InitSent { cookie, .. } = &mut sa.state {
-                *cookie = Some(data);
-            }
-            self.send_init_request(now, sa);
-            return true;
+            attempt.attempts += 1;
+            attempt.cookie = Some(n.data.clone());
+            return self.send_init_request(now, sa, attempt);
         }
         if let Some(n) = msg.notify(NotifyType::INVALID_KE_PAYLOAD) {
             let ours = &sa.cfg.ike_proposals;
             let group = n.as_invalid_ke_payload();
             let acceptable =
                 group.filter(|g| dh::is_supported(*g) && ours.iter().any(|p| p.dh.contains(g)));
-            let Some(g) = acceptable.filter(|_| *attempts < MAX_INIT_ATTEMPTS) else {
+            let Some(g) = acceptable.filter(|_| attempt.attempts < MAX_INIT_ATTEMPTS) else {
                 self.fail(sa, FailureReason::NoProposalChosen);
                 return false;
             };
-            *attempts += 1;
+            attempt.attempts += 1;
             let Ok(new) = DhPrivate::generate(g, &mut *self.rng) else {
                 self.fail(sa, FailureReason::Unsupported("DH group"));
                 return false;
             };
-            if let State::InitSent { dh, .. } = &mut sa.state {
-                *dh = new;
-            }
-            self.send_init_request(now, sa);
-            return true;
+            attempt.dh = new;
+            return self.send_init_request(now, sa, attempt);
         }
         if let Some(ty) = first_error(&msg.payloads) {
             self.fail(sa, failure_of(ty));
@@ -205,9 +214,7 @@ impl Core {
             self.fail(sa, FailureReason::NoProposalChosen);
             return false;
         };
-        let State::InitSent { dh, .. } = &sa.state else {
-            return true;
-        };
+        let dh = &attempt.dh;
         if alg.dh != dh.group() || ke.group != dh.group() {
             self.fail(
                 sa,
@@ -238,7 +245,6 @@ impl Core {
         sa.alg = Some(alg);
         sa.keys = Some(keys);
         sa.init_response = bytes.to_vec();
-        sa.pending = None;
         sa.next_message_id = 1;
         if (sa.path.udp_encap() || mobike) && sa.path.local().port() == IKE_PORT {
             sa.path.pair.local.set_port(NATT_PORT);

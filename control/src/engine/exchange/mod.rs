@@ -14,7 +14,10 @@ use std::time::Instant;
 
 use super::auth::{id_payload_body, local_identity, signed_octets};
 use super::config::{ChildConfig, LocalAuth, Mode, RemoteAuth, TsConfig};
-use super::ike_sa::{CachedResponse, ChildProposal, ChildSa, IkeKeyState, IkeSa, Pending, State};
+use super::ike_sa::{
+    CachedResponse, ChildProposal, ChildRekey, ChildSa, Exchange, IkeKeyState, IkeSa, InitAttempt,
+    Pending, State,
+};
 use super::nat::{cookie, nat_detection_hash};
 use super::negotiate::{
     EspAlgorithms, IkeAlgorithms, check_esp_answer, check_ike_answer, esp_answer, ike_answer,
@@ -49,13 +52,10 @@ const NONCE_LEN: usize = 32;
 /// How often an initiator follows COOKIE or INVALID_KE_PAYLOAD answers before giving up.
 const MAX_INIT_ATTEMPTS: u8 = 5;
 
-/// A request we send (one outstanding at a time).
+/// A request we mean to send, queued while another is outstanding (window size 1); once
+/// sent, it is an [`Exchange`] with what its answer needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Request {
-    /// IKE_SA_INIT.
-    IkeSaInit,
-    /// IKE_AUTH.
-    IkeAuth,
     /// An empty INFORMATIONAL (liveness check).
     Dpd,
     /// Delete the IKE SA.
@@ -75,22 +75,6 @@ pub(super) enum Request {
         child: usize,
         group: Option<crate::wire::DhGroup>,
     },
-}
-
-impl Request {
-    fn exchange(&self) -> ExchangeType {
-        match self {
-            Request::IkeSaInit => ExchangeType::IKE_SA_INIT,
-            Request::IkeAuth => ExchangeType::IKE_AUTH,
-            Request::Dpd
-            | Request::DeleteIke
-            | Request::DeleteChild(..)
-            | Request::DeleteRefusedChild(_) => ExchangeType::INFORMATIONAL,
-            Request::RekeyChild(_) | Request::RekeyIke | Request::CreateChild { .. } => {
-                ExchangeType::CREATE_CHILD_SA
-            }
-        }
-    }
 }
 
 fn addr_matches(list: &[IpAddr], ip: IpAddr) -> bool {
@@ -474,11 +458,12 @@ impl Core {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        request: Request,
+        exchange: Exchange,
         payloads: Vec<Payload>,
     ) -> bool {
         let mid = sa.next_message_id;
-        let Some(mut datagrams) = self.seal_datagrams(sa, request.exchange(), false, mid, payloads)
+        let Some(mut datagrams) =
+            self.seal_datagrams(sa, exchange.exchange_type(), false, mid, payloads)
         else {
             return false;
         };
@@ -497,7 +482,7 @@ impl Core {
             bytes,
             sends: 1,
             via: sa.path.pair,
-            request,
+            exchange,
         });
         sa.timers
             .set(Timer::Retransmit, now + self.config.retransmit.wait(0));
@@ -539,34 +524,39 @@ impl Core {
             let Some(req) = sa.queue.pop_front() else {
                 break;
             };
-            let payloads = match &req {
-                Request::Dpd => Vec::new(),
-                Request::DeleteIke => vec![Payload::Delete(Delete::ike())],
-                Request::DeleteChild(spi, _) => {
-                    if !sa.children.iter().any(|c| c.inbound_spi == *spi) {
+            let (exchange, payloads) = match req {
+                Request::Dpd => (Exchange::Dpd, Vec::new()),
+                Request::DeleteIke => (Exchange::DeleteIke, vec![Payload::Delete(Delete::ike())]),
+                Request::DeleteChild(spi, reason) => {
+                    if !sa.children.iter().any(|c| c.inbound_spi == spi) {
                         continue;
                     }
-                    vec![Payload::Delete(Delete::esp(&[*spi]))]
+                    (
+                        Exchange::DeleteChild(spi, reason),
+                        vec![Payload::Delete(Delete::esp(&[spi]))],
+                    )
                 }
-                Request::DeleteRefusedChild(spi) => vec![Payload::Delete(Delete::esp(&[*spi]))],
-                Request::RekeyChild(spi) => match self.start_rekey_child(sa, *spi) {
-                    Some(p) => p,
+                Request::DeleteRefusedChild(spi) => (
+                    Exchange::DeleteRefusedChild(spi),
+                    vec![Payload::Delete(Delete::esp(&[spi]))],
+                ),
+                Request::RekeyChild(spi) => match self.start_rekey_child(sa, spi) {
+                    Some(x) => x,
                     None => continue,
                 },
                 Request::RekeyIke => match self.start_rekey_ike(sa) {
-                    Some(p) => p,
+                    Some(x) => x,
                     None => continue,
                 },
                 Request::CreateChild { child, group } => {
-                    match self.start_create_child(sa, *child, *group) {
-                        Some(p) => p,
+                    match self.start_create_child(sa, child, group) {
+                        Some(x) => x,
                         None => continue,
                     }
                 }
-                Request::IkeSaInit | Request::IkeAuth => continue,
             };
-            let deleting = req == Request::DeleteIke;
-            if !self.send_request(now, sa, req, payloads) {
+            let deleting = matches!(exchange, Exchange::DeleteIke);
+            if !self.send_request(now, sa, exchange, payloads) {
                 return false;
             }
             if deleting {
@@ -742,7 +732,7 @@ impl Core {
         bytes: &[u8],
     ) -> bool {
         let matches = sa.pending.as_ref().is_some_and(|p| {
-            p.message_id == header.message_id && p.request.exchange() == header.exchange_type
+            p.message_id == header.message_id && p.exchange.exchange_type() == header.exchange_type
         });
         if !matches {
             self.stats.drop_unexpected_response += 1;
@@ -758,20 +748,20 @@ impl Core {
         };
         sa.last_inbound = now;
         sa.paths.record(via, PathCheck::Reachable(now));
-        let keep = match pending.request {
-            Request::IkeAuth => {
-                let keep = self.auth_response(now, sa, &payloads);
+        let keep = match pending.exchange {
+            Exchange::IkeAuth { child } => {
+                let keep = self.auth_response(now, sa, child, &payloads);
                 if keep && sa.is_established() {
                     self.queue_start_children(sa);
                 }
                 keep
             }
-            Request::Dpd | Request::IkeSaInit => true,
-            Request::DeleteIke => {
+            Exchange::Dpd | Exchange::IkeSaInit(_) => true,
+            Exchange::DeleteIke => {
                 self.deleted(sa, DeleteReason::Local);
                 false
             }
-            Request::DeleteChild(spi, reason) => {
+            Exchange::DeleteChild(spi, reason) => {
                 if let Some(i) = sa.children.iter().position(|c| c.inbound_spi == spi) {
                     let c = sa.children.remove(i);
                     self.remove_child_events(sa.handle, &c, reason);
@@ -779,11 +769,19 @@ impl Core {
                 true
             }
             // The peer's Delete of its half: nothing of the CHILD_SA is left here.
-            Request::DeleteRefusedChild(_) => true,
-            Request::RekeyChild(_) => self.rekey_child_response(now, sa, &payloads),
-            Request::RekeyIke => self.rekey_ike_response(now, sa, &payloads),
-            Request::CreateChild { child, .. } => {
-                self.create_child_response(now, sa, child, &payloads)
+            Exchange::DeleteRefusedChild(spi) => {
+                tracing::debug!(
+                    spi_in = format_args!("{spi:08x}"),
+                    "the peer deleted its half of the refused CHILD_SA"
+                );
+                true
+            }
+            Exchange::RekeyChild(rekey) => self.rekey_child_response(now, sa, rekey, &payloads),
+            Exchange::RekeyIke { new_spi_i, ni, dh } => {
+                self.rekey_ike_response(now, sa, new_spi_i, &ni, &dh, &payloads)
+            }
+            Exchange::CreateChild { proposal, ni, dh } => {
+                self.create_child_response(now, sa, proposal, &ni, dh.as_ref(), &payloads)
             }
         };
         keep && self.pump_queue(now, sa)
@@ -1048,7 +1046,7 @@ impl Engine {
                     return;
                 };
                 self.with_sa(h, |core, sa, others| {
-                    if !sa.initiator || !matches!(sa.state, State::InitSent { .. }) {
+                    if !sa.initiator || !matches!(sa.state, State::InitSent) {
                         core.stats.drop_unexpected_response += 1;
                         return true;
                     }
