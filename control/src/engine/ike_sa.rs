@@ -24,13 +24,26 @@ pub(super) enum State {
     /// Initiator: IKE_SA_INIT sent.
     InitSent,
     /// Initiator: IKE_AUTH sent.
-    AuthSent,
+    AuthSent(InitTranscript),
     /// Responder: IKE_SA_INIT answered, IKE_AUTH awaited.
-    HalfOpen,
+    HalfOpen(InitTranscript),
     /// Both AUTH payloads verified.
     Established,
     /// Our Delete of the IKE SA is outstanding.
     Deleting,
+}
+
+/// The IKE_SA_INIT exchange as it went, which IKE_AUTH signs and keys its CHILD_SA with
+/// ([RFC 7296 § 2.15](https://www.rfc-editor.org/rfc/rfc7296#section-2.15),
+/// [§ 2.17](https://www.rfc-editor.org/rfc/rfc7296#section-2.17)); gone once the SA is
+/// established, so an established SA does not carry both messages for its lifetime.
+#[derive(Clone, Default)]
+pub(super) struct InitTranscript {
+    /// The request and the response, as sent.
+    pub(super) request: Vec<u8>,
+    pub(super) response: Vec<u8>,
+    pub(super) ni: Vec<u8>,
+    pub(super) nr: Vec<u8>,
 }
 
 /// The keys of an IKE SA, oriented for our role.
@@ -71,6 +84,7 @@ pub(super) struct ChildSa {
 /// Our IKE_SA_INIT request as sent: our private value, the cookie the responder asked us
 /// to return, and how many answers asked us to try again (COOKIE, INVALID_KE_PAYLOAD).
 pub(super) struct InitAttempt {
+    pub(super) ni: Vec<u8>,
     pub(super) dh: DhPrivate,
     pub(super) cookie: Option<Vec<u8>>,
     pub(super) attempts: u8,
@@ -197,11 +211,6 @@ pub(super) struct IkeSa {
     pub(super) state: State,
     pub(super) alg: Option<IkeAlgorithms>,
     pub(super) keys: Option<IkeKeyState>,
-    pub(super) ni: Vec<u8>,
-    pub(super) nr: Vec<u8>,
-    /// The IKE_SA_INIT request and response as sent (AUTH covers them).
-    pub(super) init_request: Vec<u8>,
-    pub(super) init_response: Vec<u8>,
     pub(super) next_message_id: u32,
     pub(super) pending: Option<Pending>,
     pub(super) queue: VecDeque<Request>,
@@ -282,13 +291,9 @@ impl IkeSa {
             spi_r: 0,
             path: Path::new(local, remote),
             paths: Paths::new(&Path::new(local, remote)),
-            state: State::HalfOpen,
+            state: State::HalfOpen(InitTranscript::default()),
             alg: None,
             keys: None,
-            ni: Vec::new(),
-            nr: Vec::new(),
-            init_request: Vec::new(),
-            init_response: Vec::new(),
             next_message_id: 0,
             pending: None,
             queue: VecDeque::new(),
@@ -341,6 +346,14 @@ impl IkeSa {
             .iter()
             .map(|c| c.inbound_spi)
             .chain(negotiating.into_iter().flatten())
+    }
+
+    /// The IKE_SA_INIT exchange, until the SA is established.
+    pub(super) fn transcript(&self) -> Option<&InitTranscript> {
+        match &self.state {
+            State::AuthSent(t) | State::HalfOpen(t) => Some(t),
+            _ => None,
+        }
     }
 
     pub(super) fn is_established(&self) -> bool {
@@ -457,10 +470,6 @@ impl IkeSa {
             state: State::Established,
             alg: self.alg,
             keys: self.keys.take(),
-            ni: Vec::new(),
-            nr: Vec::new(),
-            init_request: Vec::new(),
-            init_response: Vec::new(),
             next_message_id: self.next_message_id,
             pending: None,
             queue: VecDeque::new(),

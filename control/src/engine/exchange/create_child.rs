@@ -863,8 +863,6 @@ impl Core {
         sa.spi_r = spi_r;
         sa.alg = Some(alg);
         sa.keys = Some(keys);
-        sa.ni = ni.to_vec();
-        sa.nr = nr.to_vec();
         sa.next_message_id = 0;
         sa.peer_next_message_id = 0;
         sa.iv_counter = 0;

@@ -109,6 +109,9 @@ impl Core {
         others: &Others<'_>,
     ) -> bool {
         let c = sa.cfg.clone();
+        let Some(init) = sa.transcript().cloned() else {
+            return false;
+        };
         let Some(keys) = sa.keys.as_ref() else {
             return false;
         };
@@ -121,8 +124,8 @@ impl Core {
             return false;
         };
         let octets = signed_octets(
-            &sa.init_request,
-            &sa.nr,
+            &init.request,
+            &init.nr,
             keys.prf,
             &keys.sk_pi,
             &id_payload_body(&id),
@@ -252,12 +255,15 @@ impl Core {
             return false;
         };
         let c = &sa.cfg.clone();
+        let Some(init) = sa.transcript().cloned() else {
+            return false;
+        };
         let Some(keys) = sa.keys.as_ref() else {
             return false;
         };
         let octets = signed_octets(
-            &sa.init_response,
-            &sa.ni,
+            &init.response,
+            &init.ni,
             keys.prf,
             &keys.sk_pr,
             &id_payload_body(idr),
@@ -324,7 +330,7 @@ impl Core {
             });
         }
         if let Some(cp) = child {
-            self.auth_child_response(now, sa, cp, payloads);
+            self.auth_child_response(now, sa, &init, cp, payloads);
         }
         true
     }
@@ -333,6 +339,7 @@ impl Core {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
+        init: &InitTranscript,
         cp: ChildProposal,
         payloads: &[Payload],
     ) {
@@ -379,7 +386,7 @@ impl Core {
             return;
         }
         let mode = agreed_mode(child.mode, payloads);
-        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+        let (ni, nr) = (init.ni.clone(), init.nr.clone());
         self.install_child(
             now,
             sa,
@@ -548,6 +555,9 @@ impl Core {
             Payload::Authentication(a) => Some(a),
             _ => None,
         });
+        let Some(init) = sa.transcript().cloned() else {
+            return false;
+        };
         let Some(keys) = sa.keys.as_ref() else {
             return false;
         };
@@ -555,8 +565,8 @@ impl Core {
         let verified = match (idi, auth) {
             (Some(idi), Some(auth)) => {
                 let octets = signed_octets(
-                    &sa.init_request,
-                    &sa.nr,
+                    &init.request,
+                    &init.nr,
                     prf,
                     &keys.sk_pi,
                     &id_payload_body(idi),
@@ -634,8 +644,8 @@ impl Core {
             return false;
         };
         let octets = signed_octets(
-            &sa.init_response,
-            &sa.ni,
+            &init.response,
+            &init.ni,
             prf,
             &keys.sk_pr,
             &id_payload_body(&id),
@@ -721,7 +731,7 @@ impl Core {
             });
         }
         if let Some(plan) = outcome.install {
-            let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+            let (ni, nr) = (init.ni.clone(), init.nr.clone());
             let keying = ChildKeying {
                 exchange_initiator: false,
                 ni: &ni,
@@ -933,10 +943,6 @@ pub(in crate::engine) mod tests {
             state: State::Established,
             alg: Some(alg()),
             keys: Some(keys),
-            ni: NI.to_vec(),
-            nr: NR.to_vec(),
-            init_request: b"the IKE_SA_INIT request".to_vec(),
-            init_response: b"the IKE_SA_INIT response".to_vec(),
             next_message_id: 1,
             ..IkeSa::half_open(
                 IkeSaHandle(1),
@@ -964,7 +970,12 @@ pub(in crate::engine) mod tests {
         };
         let mut engine = Engine::new(config, Box::new(|b: &mut [u8]| b.fill(7)));
         let mut sa = test_sa(true);
-        sa.state = State::AuthSent;
+        sa.state = State::AuthSent(InitTranscript {
+            request: b"the IKE_SA_INIT request".to_vec(),
+            response: b"the IKE_SA_INIT response".to_vec(),
+            ni: NI.to_vec(),
+            nr: NR.to_vec(),
+        });
         assert!(
             engine
                 .core

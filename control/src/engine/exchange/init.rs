@@ -27,7 +27,6 @@ impl Core {
         let connection = c.name.clone();
         let mut sa = IkeSa {
             spi_i,
-            ni,
             ..IkeSa::half_open(handle, conn, c.clone(), true, local, remote, now)
         };
         let dh = group.and_then(|g| DhPrivate::generate(g, &mut *self.rng).ok());
@@ -41,6 +40,7 @@ impl Core {
         };
         sa.state = State::InitSent;
         let attempt = InitAttempt {
+            ni,
             dh,
             cookie: None,
             attempts: 0,
@@ -60,7 +60,7 @@ impl Core {
         sa: &mut IkeSa,
         attempt: InitAttempt,
     ) -> bool {
-        let InitAttempt { dh, cookie, .. } = &attempt;
+        let InitAttempt { ni, dh, cookie, .. } = &attempt;
         let c = &sa.cfg.clone();
         let mut payloads = Vec::new();
         if let Some(cookie) = cookie {
@@ -76,9 +76,7 @@ impl Core {
             group: dh.group(),
             data: dh.public().to_vec(),
         }));
-        payloads.push(Payload::Nonce(Nonce {
-            data: sa.ni.clone(),
-        }));
+        payloads.push(Payload::Nonce(Nonce { data: ni.clone() }));
         payloads.push(Payload::Notify(Notify::new(
             NotifyType::NAT_DETECTION_SOURCE_IP,
             nat_detection_hash(sa.spi_i, 0, sa.path.local()).to_vec(),
@@ -106,7 +104,6 @@ impl Core {
             self.fail(sa, FailureReason::Protocol("cannot encode IKE_SA_INIT"));
             return false;
         };
-        sa.init_request = bytes.clone();
         sa.pending = Some(Pending {
             message_id: 0,
             fragments: Vec::new(),
@@ -155,6 +152,7 @@ impl Core {
         }
         let Some(Pending {
             exchange: Exchange::IkeSaInit(mut attempt),
+            bytes: request_sent,
             ..
         }) = sa.pending.take()
         else {
@@ -232,25 +230,35 @@ impl Core {
         sa.fragmentation =
             c.fragmentation && has_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED);
         sa.spi_r = msg.spi_r;
-        sa.nr = nr.data.clone();
         if sa.path.local().ip().is_unspecified() {
             sa.path.pair.local = local;
         }
         self.detect_nat(sa, &msg, sa.spi_r);
-        let Some(keys) = derive_keys(&alg, &shared, &sa.ni, &sa.nr, sa.spi_i, sa.spi_r, true)
-        else {
+        let Some(keys) = derive_keys(
+            &alg,
+            &shared,
+            &attempt.ni,
+            &nr.data,
+            sa.spi_i,
+            sa.spi_r,
+            true,
+        ) else {
             self.fail(sa, FailureReason::Protocol("key derivation"));
             return false;
         };
         sa.alg = Some(alg);
         sa.keys = Some(keys);
-        sa.init_response = bytes.to_vec();
         sa.next_message_id = 1;
         if (sa.path.udp_encap() || mobike) && sa.path.local().port() == IKE_PORT {
             sa.path.pair.local.set_port(NATT_PORT);
             sa.path.pair.remote.set_port(NATT_PORT);
         }
-        sa.state = State::AuthSent;
+        sa.state = State::AuthSent(InitTranscript {
+            request: request_sent,
+            response: bytes.to_vec(),
+            ni: attempt.ni,
+            nr: nr.data.clone(),
+        });
         self.send_auth_request(now, sa, others)
     }
 
@@ -380,9 +388,6 @@ impl Core {
             spi_i: msg.spi_i,
             spi_r,
             alg: Some(alg),
-            ni: ni.data.clone(),
-            nr: nr.clone(),
-            init_request: bytes.to_vec(),
             peer_next_message_id: 1,
             ..IkeSa::half_open(handle, conn, c.clone(), false, local, remote, now)
         };
@@ -394,7 +399,7 @@ impl Core {
         sa.peer_hashes = peer_hash_algorithms(&msg.payloads);
         sa.fragmentation =
             c.fragmentation && has_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED);
-        let Some(keys) = derive_keys(&alg, &shared, &sa.ni, &nr, sa.spi_i, spi_r, false) else {
+        let Some(keys) = derive_keys(&alg, &shared, &ni.data, &nr, sa.spi_i, spi_r, false) else {
             self.stats.drop_invalid_init += 1;
             return;
         };
@@ -446,7 +451,7 @@ impl Core {
                     group: alg.dh,
                     data: dh.public().to_vec(),
                 }),
-                Payload::Nonce(Nonce { data: nr }),
+                Payload::Nonce(Nonce { data: nr.clone() }),
                 Payload::Notify(Notify::new(
                     NotifyType::NAT_DETECTION_SOURCE_IP,
                     nat_detection_hash(sa.spi_i, spi_r, local).to_vec(),
@@ -463,7 +468,12 @@ impl Core {
         let Some(out) = self.send_plain(local, remote, &response) else {
             return;
         };
-        sa.init_response = out;
+        sa.state = State::HalfOpen(InitTranscript {
+            request: bytes.to_vec(),
+            response: out,
+            ni: ni.data.clone(),
+            nr,
+        });
         let _span = tracing::debug_span!(
             "ike_sa",
             spi_i = format_args!("{:016x}", sa.spi_i),

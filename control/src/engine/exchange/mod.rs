@@ -16,7 +16,7 @@ use super::auth::{id_payload_body, local_identity, signed_octets};
 use super::config::{ChildConfig, LocalAuth, Mode, RemoteAuth, TsConfig};
 use super::ike_sa::{
     CachedResponse, ChildProposal, ChildRekey, ChildSa, Exchange, IkeKeyState, IkeSa, InitAttempt,
-    Pending, State,
+    InitTranscript, Pending, State,
 };
 use super::nat::{cookie, nat_detection_hash};
 use super::negotiate::{
@@ -835,7 +835,7 @@ impl Core {
             exchange: header.exchange_type,
         };
         match (header.exchange_type, &sa.state) {
-            (ExchangeType::IKE_AUTH, State::HalfOpen) if !sa.initiator => {
+            (ExchangeType::IKE_AUTH, State::HalfOpen(_)) if !sa.initiator => {
                 self.auth_request(now, sa, others, &rx, &payloads)
             }
             (ExchangeType::INFORMATIONAL, State::Established | State::Deleting) => {
@@ -1029,13 +1029,14 @@ impl Engine {
                 }
                 if let Some(h) = self.core.half_open.get(&(remote, header.spi_i)).copied() {
                     let Some(sa) = self.sas.get(h) else { return };
-                    if sa.init_request == bytes {
-                        let (l, r, out) =
-                            (sa.path.local(), sa.path.remote(), sa.init_response.clone());
-                        self.core.stats.responses_retransmitted += 1;
-                        self.core.send_raw(l, r, &out);
-                    } else {
-                        self.core.stats.drop_out_of_window += 1;
+                    match sa.transcript() {
+                        Some(t) if t.request == bytes => {
+                            let (l, r, out) =
+                                (sa.path.local(), sa.path.remote(), t.response.clone());
+                            self.core.stats.responses_retransmitted += 1;
+                            self.core.send_raw(l, r, &out);
+                        }
+                        _ => self.core.stats.drop_out_of_window += 1,
                     }
                     return;
                 }
