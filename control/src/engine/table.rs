@@ -12,17 +12,21 @@ use super::ike_sa::IkeSa;
 #[derive(Default)]
 pub(super) struct SaTable {
     slots: Vec<Option<IkeSa>>,
-    /// Handle → slot. An entry whose slot was emptied through [`Others::remove`] is dropped
-    /// by the next [`SaTable::get`] or [`SaTable::reap`].
+    /// Handle → slot. An entry whose slot was emptied through [`Others::remove`] is ignored
+    /// by [`SaTable::get`] and dropped by [`SaTable::reap`].
     index: HashMap<IkeSaHandle, usize>,
     /// Empty slots.
     free: Vec<usize>,
+    /// The SAs taken out through [`Others::remove`] since the last [`SaTable::reap`], with
+    /// their slots.
+    removed: Vec<(IkeSaHandle, usize)>,
 }
 
 /// Every SA of a table but the one a handler holds (see [`SaTable::split`]).
 pub(super) struct Others<'a> {
     before: &'a mut [Option<IkeSa>],
     after: &'a mut [Option<IkeSa>],
+    removed: &'a mut Vec<(IkeSaHandle, usize)>,
 }
 
 impl SaTable {
@@ -47,7 +51,15 @@ impl SaTable {
         let i = self.slot(handle)?;
         let (before, rest) = self.slots.split_at_mut(i);
         let (this, after) = rest.split_first_mut()?;
-        Some((this.as_mut()?, Others { before, after }))
+        let removed = &mut self.removed;
+        Some((
+            this.as_mut()?,
+            Others {
+                before,
+                after,
+                removed,
+            },
+        ))
     }
 
     /// Adds an SA (its handle must be new).
@@ -73,21 +85,19 @@ impl SaTable {
         self.slots[i].take()
     }
 
-    /// Drops the index entries of SAs removed through [`Others::remove`].
+    /// Drops the index entries of SAs removed through [`Others::remove`] and frees their
+    /// slots (O(removed), not O(table): it runs after every input).
     pub(super) fn reap(&mut self) {
-        let slots = &self.slots;
-        let free = &mut self.free;
-        self.index.retain(|h, &mut i| {
-            let live = slots[i].as_ref().is_some_and(|sa| sa.handle == *h);
-            if !live && slots[i].is_none() {
-                free.push(i);
+        for (handle, slot) in self.removed.drain(..) {
+            if self.index.get(&handle) == Some(&slot) {
+                self.index.remove(&handle);
             }
-            live
-        });
+            self.free.push(slot);
+        }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.slots.iter().flatten().count()
+        self.index.len() - self.removed.len()
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &IkeSa> {
@@ -106,10 +116,11 @@ impl SaTable {
 impl Others<'_> {
     /// No other SA (for tests of one SA's handlers).
     #[cfg(test)]
-    pub(super) fn empty() -> Others<'static> {
+    pub(super) fn empty(removed: &mut Vec<(IkeSaHandle, usize)>) -> Others<'_> {
         Others {
             before: &mut [],
             after: &mut [],
+            removed,
         }
     }
 
@@ -119,11 +130,19 @@ impl Others<'_> {
 
     /// Takes an SA out of the table (its index entry goes at the next [`SaTable::reap`]).
     pub(super) fn remove(&mut self, handle: IkeSaHandle) -> Option<IkeSa> {
-        self.before
-            .iter_mut()
-            .chain(self.after.iter_mut())
-            .find(|s| s.as_ref().is_some_and(|sa| sa.handle == handle))?
-            .take()
+        let is = |s: &Option<IkeSa>| s.as_ref().is_some_and(|sa| sa.handle == handle);
+        // The slot's index in the whole table: `before` starts at 0, `after` right after the
+        // SA the handler holds.
+        let at = match self.before.iter().position(is) {
+            Some(i) => i,
+            None => self.before.len() + 1 + self.after.iter().position(is)?,
+        };
+        let slot = match at.checked_sub(self.before.len() + 1) {
+            None => &mut self.before[at],
+            Some(i) => &mut self.after[i],
+        };
+        self.removed.push((handle, at));
+        slot.take()
     }
 }
 

@@ -976,11 +976,11 @@ pub(in crate::engine) mod tests {
             ni: NI.to_vec(),
             nr: NR.to_vec(),
         });
-        assert!(
-            engine
-                .core
-                .send_auth_request(Instant::now(), &mut sa, &Others::empty())
-        );
+        assert!(engine.core.send_auth_request(
+            Instant::now(),
+            &mut sa,
+            &Others::empty(&mut Vec::new())
+        ));
         let t = engine.poll_transmit().unwrap();
         let sk_ei =
             crate::crypto::sk::SkCipher::new(alg().encr, None, &keys.sk_ei, &keys.sk_ai).unwrap();
