@@ -9,7 +9,7 @@ use super::config::{ConnectionConfig, Mode};
 use super::exchange::REASSEMBLY_TIMEOUT;
 use super::exchange::Request;
 use super::negotiate::{EspAlgorithms, IkeAlgorithms};
-use super::path::{AddressPair, Path, Paths};
+use super::path::{AddressPair, Path, Paths, local_set};
 use super::timer::{Timer, TimerTable};
 use super::{ChildSaInfo, IkeSaHandle, IkeSaInfo};
 use crate::crypto::Secret;
@@ -346,6 +346,14 @@ impl IkeSa {
             .iter()
             .map(|c| c.inbound_spi)
             .chain(negotiating.into_iter().flatten())
+    }
+
+    /// Sets our address set from the connection's `local_addrs` and the `host`'s addresses
+    /// (`None` until the daemon reported them, see [`local_set`]); returns whether it
+    /// changed.
+    pub(super) fn set_host_addresses(&mut self, host: Option<&[IpAddr]>) -> bool {
+        let set = local_set(&self.cfg.local_addrs, host, self.path.local().ip());
+        self.paths.set_local(set, &self.path)
     }
 
     /// The IKE_SA_INIT exchange, until the SA is established.

@@ -457,8 +457,7 @@ impl Engine {
     pub fn set_local_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
         let host: Vec<IpAddr> = addresses.to_vec();
         for sa in self.sas.values_mut() {
-            let set = path::local_set(&sa.cfg.local_addrs, Some(&host), sa.path.local().ip());
-            if sa.paths.set_local(set, &sa.path) {
+            if sa.set_host_addresses(Some(&host)) {
                 tracing::debug!(
                     connection = %sa.connection,
                     local = ?sa.paths.local(),

@@ -419,14 +419,7 @@ impl Core {
     ) {
         sa.state = State::Established;
         sa.paths = Paths::new(&sa.path);
-        sa.paths.set_local(
-            local_set(
-                &sa.cfg.local_addrs,
-                self.host_addresses.as_deref(),
-                sa.path.local().ip(),
-            ),
-            &sa.path,
-        );
+        sa.set_host_addresses(self.host_addresses.as_deref());
         if sa.peer_mobike
             && let Some(announced) = additional_addresses(payloads)
         {

@@ -23,7 +23,7 @@ use super::negotiate::{
     EspAlgorithms, IkeAlgorithms, check_esp_answer, check_ike_answer, esp_answer, ike_answer,
     is_subset, narrow, offer, select_esp, select_ike,
 };
-use super::path::{AddressPair, PathCheck, Paths, local_set};
+use super::path::{AddressPair, PathCheck, Paths};
 use super::sa::{ChildProtocol, ChildSaInstall, Lifetimes, SaEvent, SaKeys};
 use super::timer::Timer;
 use super::{
