@@ -51,6 +51,7 @@ pub(crate) struct RawConnection {
     pub(crate) pools: Option<Vec<String>>,
     pub(crate) encap: Option<bool>,
     pub(crate) mobike: Option<bool>,
+    pub(crate) return_routability: Option<String>,
     pub(crate) dpd_delay: Option<RawDuration>,
     pub(crate) fragmentation: Option<bool>,
     pub(crate) send_certreq: Option<bool>,

@@ -135,6 +135,10 @@ pub struct Connection {
     pub encap: bool,
     /// MOBIKE ([RFC 4555](https://www.rfc-editor.org/rfc/rfc4555)), default true.
     pub mobike: bool,
+    /// Which new peer addresses are checked before an SA moves there
+    /// (`return_routability`: `always`, `new_addresses` (the default), `never`,
+    /// `certificate`).
+    pub return_routability: crate::engine::ReturnRoutability,
     /// Liveness check interval; `None` (0 s, the default) disables DPD.
     pub dpd_delay: Option<Duration>,
     /// IKE fragmentation ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)), default true.

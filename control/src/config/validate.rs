@@ -610,6 +610,20 @@ fn connection(
         pools: pool_names,
         encap: c.encap.unwrap_or(false),
         mobike: c.mobike.unwrap_or(true),
+        return_routability: {
+            use crate::engine::ReturnRoutability as R;
+            ctx.choice(
+                &format!("{key}.return_routability"),
+                &c.return_routability,
+                R::NewAddresses,
+                &[
+                    ("always", R::Always),
+                    ("new_addresses", R::NewAddresses),
+                    ("never", R::Never),
+                    ("certificate", R::Certificate),
+                ],
+            )?
+        },
         dpd_delay: ctx.optional_duration(
             &format!("{key}.dpd_delay"),
             &c.dpd_delay,

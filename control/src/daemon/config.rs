@@ -223,6 +223,7 @@ fn connection(name: &str, c: &Connection, err: ErrFn<'_>) -> Result<ConnectionCo
         send_certreq: c.send_certreq,
         fragmentation: c.fragmentation,
         mobike: c.mobike,
+        return_routability: c.return_routability,
         dpd_delay: c.dpd_delay,
         rekey_time: c.rekey_time,
         over_time: c.rekey_time.map(|_| c.over_time),

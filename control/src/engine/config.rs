@@ -136,8 +136,11 @@ pub struct ConnectionConfig {
     /// Whether IKE fragmentation ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)) is
     /// offered (IKEV2_FRAGMENTATION_SUPPORTED) and used when the peer offers it too.
     pub fragmentation: bool,
-    /// Whether MOBIKE ([RFC 4555](https://www.rfc-editor.org/rfc/rfc4555)) is offered.
+    /// Whether MOBIKE ([RFC 4555](https://www.rfc-editor.org/rfc/rfc4555)) is offered;
+    /// without it no MOBIKE notification is sent and every one received is ignored.
     pub mobike: bool,
+    /// Which new peer addresses are checked before an SA moves to them (MOBIKE).
+    pub return_routability: ReturnRoutability,
     /// Liveness check after this much inbound silence; `None` disables it.
     pub dpd_delay: Option<Duration>,
     /// IKE SA rekeying interval; `None` disables it.
@@ -176,6 +179,26 @@ pub enum RemoteAuth {
     /// A signature with a certificate that chains to one of these trust anchors and binds
     /// the identity the peer sent.
     PubKey(Arc<TrustStore>),
+}
+
+/// When the responder checks that a peer address an UPDATE_SA_ADDRESSES moves to answers
+/// before the SA and its CHILD_SAs move there (the return routability check of
+/// [RFC 4555 § 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5) and
+/// [RFC 4621 § 3.2](https://www.rfc-editor.org/rfc/rfc4621#section-3.2)): an authenticated
+/// INFORMATIONAL request with COOKIE2 on the new pair, whose answer must echo it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReturnRoutability {
+    /// Every move is checked.
+    Always,
+    /// A move to an address the peer did not announce (in IKE_AUTH or in a later address
+    /// list) is checked; one it announced is not (the default).
+    #[default]
+    NewAddresses,
+    /// No move is checked.
+    Never,
+    /// A move to an IP address in the peer certificate's subjectAltName is not checked;
+    /// any other is.
+    Certificate,
 }
 
 /// When to send our certificate chain (strongSwan's `send_cert`).

@@ -18,6 +18,10 @@ use crate::crypto::prf::Prf;
 use crate::crypto::sk::SkCipher;
 use crate::wire::payload::{Identification, TrafficSelector};
 
+/// At most this many of our addresses go in an address list (strongSwan sends at most 8
+/// too).
+pub(super) const MAX_ANNOUNCED: usize = 8;
+
 /// Where the IKE SA is in its life (what an outstanding exchange needs is in its
 /// [`Exchange`]).
 pub(super) enum State {
@@ -137,6 +141,28 @@ pub(super) enum Exchange {
         ni: Vec<u8>,
         dh: DhPrivate,
     },
+    /// The initiator's path check: an empty INFORMATIONAL sent on every candidate pair at
+    /// once with one message ID ([RFC 4555 § 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5));
+    /// the pair its first answer arrives on is where UPDATE_SA_ADDRESSES moves the SA.
+    PathCheck,
+    /// The initiator's UPDATE_SA_ADDRESSES, sent on the new `path` with this COOKIE2: the
+    /// SA moves there when the answer echoes the cookie byte for byte.
+    UpdateSaAddresses(Cookie2Check),
+    /// Our address list (ADDITIONAL_* or NO_ADDITIONAL_ADDRESSES,
+    /// [§ 3.6](https://www.rfc-editor.org/rfc/rfc4555#section-3.6)), as sent; when the pair
+    /// in use lost its local address it goes on every pair that still has one.
+    AddressUpdate { addresses: Vec<IpAddr> },
+    /// The responder's return routability check of the pair an UPDATE_SA_ADDRESSES asked
+    /// for ([§ 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5)): an INFORMATIONAL
+    /// with COOKIE2 on that pair; the SA moves there when the answer echoes it.
+    ReturnRoutability(Cookie2Check),
+}
+
+/// A request that moves the SA to `path` once its answer echoes `cookie2`
+/// ([RFC 4555 § 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5)).
+pub(super) struct Cookie2Check {
+    pub(super) path: Path,
+    pub(super) cookie2: Vec<u8>,
 }
 
 impl Exchange {
@@ -148,7 +174,11 @@ impl Exchange {
             Exchange::Dpd
             | Exchange::DeleteIke
             | Exchange::DeleteChild(..)
-            | Exchange::DeleteRefusedChild(_) => T::INFORMATIONAL,
+            | Exchange::DeleteRefusedChild(_)
+            | Exchange::PathCheck
+            | Exchange::UpdateSaAddresses(_)
+            | Exchange::AddressUpdate { .. }
+            | Exchange::ReturnRoutability(_) => T::INFORMATIONAL,
             Exchange::RekeyChild(_) | Exchange::CreateChild { .. } | Exchange::RekeyIke { .. } => {
                 T::CREATE_CHILD_SA
             }
@@ -178,6 +208,10 @@ pub(super) struct Pending {
     /// The pair it was last sent on (a retransmission goes there too; a response is
     /// matched whatever pair it arrives on).
     pub(super) via: AddressPair,
+    /// The other pairs it goes on at the same time, with the same message ID: a path
+    /// check's candidates, an address list's when the pair in use lost its local address,
+    /// the candidates of a request whose pair stopped answering.
+    pub(super) also: Vec<AddressPair>,
     pub(super) exchange: Exchange,
 }
 
@@ -219,6 +253,9 @@ pub(super) struct IkeSa {
     pub(super) children: Vec<ChildSa>,
     pub(super) peer_mobike: bool,
     pub(super) peer_id: Option<Identification>,
+    /// The IP addresses the peer's certificate binds (its iPAddress subjectAltNames), for
+    /// [`ReturnRoutability::Certificate`](super::config::ReturnRoutability::Certificate).
+    pub(super) peer_certificate_addresses: Vec<IpAddr>,
     /// The virtual IPs the peer gave us (initiator), at most one per address family.
     pub(super) virtual_ips: Vec<IpAddr>,
     /// The virtual IPs we gave the peer (responder), at most one per address family;
@@ -302,6 +339,7 @@ impl IkeSa {
             children: Vec::new(),
             peer_mobike: false,
             peer_id: None,
+            peer_certificate_addresses: Vec::new(),
             virtual_ips: Vec::new(),
             assigned_vips: Vec::new(),
             last_inbound: now,
@@ -354,6 +392,31 @@ impl IkeSa {
     pub(super) fn set_host_addresses(&mut self, host: Option<&[IpAddr]>) -> bool {
         let set = local_set(&self.cfg.local_addrs, host, self.path.local().ip());
         self.paths.set_local(set, &self.path)
+    }
+
+    /// Starts the SA's address sets on the pair in use: the peer's is the address it uses,
+    /// ours the connection's addresses among the `host`'s (before IKE_AUTH announces them).
+    pub(super) fn begin_paths(&mut self, host: Option<&[IpAddr]>) {
+        self.paths = Paths::new(&self.path);
+        self.set_host_addresses(host);
+    }
+
+    /// Our address list for the peer ([RFC 4555 § 3.6](https://www.rfc-editor.org/rfc/rfc4555#section-3.6)):
+    /// our set but `in_use`, the address the message goes from (its IP header carries that
+    /// one), most preferred first, at most [`MAX_ANNOUNCED`].
+    pub(super) fn address_list(&self, in_use: IpAddr) -> Vec<IpAddr> {
+        self.paths
+            .local()
+            .iter()
+            .copied()
+            .filter(|&a| a != in_use)
+            .take(MAX_ANNOUNCED)
+            .collect()
+    }
+
+    /// Whether our address in use is still one of ours.
+    pub(super) fn local_address_present(&self) -> bool {
+        self.paths.local().contains(&self.path.local().ip())
     }
 
     /// The IKE_SA_INIT exchange, until the SA is established.
@@ -486,6 +549,7 @@ impl IkeSa {
             children: Vec::new(),
             peer_mobike: self.peer_mobike,
             peer_id: self.peer_id.clone(),
+            peer_certificate_addresses: self.peer_certificate_addresses.clone(),
             virtual_ips: Vec::new(),
             assigned_vips: Vec::new(),
             last_inbound: self.last_inbound,

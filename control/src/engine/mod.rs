@@ -70,8 +70,19 @@
 //!   ([`path::PathCheck`]; an authenticated answer on a pair marks it reachable). An
 //!   outstanding request remembers the pair it went on; a response is matched whatever
 //!   pair it arrives on. [`Engine::update_ike_sa_path`] moves an SA and its CHILD_SAs.
-//!   MOBIKE's exchanges (UPDATE_SA_ADDRESSES, path checks, address-list updates) and EAP
-//!   are not in this engine yet.
+//! - MOBIKE ([RFC 4555](https://www.rfc-editor.org/rfc/rfc4555)), when both sides announce
+//!   it: each side's other addresses in IKE_AUTH and, when its set changes, in an
+//!   INFORMATIONAL. An initiator whose address in use is gone sends an empty INFORMATIONAL
+//!   on every candidate pair at once (one message ID) and moves to the first pair that
+//!   answers with UPDATE_SA_ADDRESSES (NAT detection, COOKIE2; an answer that does not echo
+//!   the cookie closes the IKE SA). A responder moves to the pair an UPDATE_SA_ADDRESSES
+//!   came on, after a return routability check where the connection's
+//!   [`ReturnRoutability`] asks for one; a responder whose own address in use is gone sends
+//!   its list on every pair still open to it and moves to the one answered (a strongSwan
+//!   initiator follows such a list at once). A request unanswered twice on its pair goes on
+//!   every candidate pair too; an answer on another pair starts the same moves. Only
+//!   authenticated exchanges move an SA; a new source on anything only starts checks.
+//!   EAP is not in this engine yet.
 //!
 //! # Ports
 //!
@@ -105,7 +116,7 @@ use std::time::{Instant, SystemTime};
 
 pub use config::{
     ChildConfig, ConnectionConfig, EngineConfig, LocalAuth, Mode, PoolConfig, RemoteAuth,
-    RetransmitConfig, SendCert, StartAction, TsConfig,
+    RetransmitConfig, ReturnRoutability, SendCert, StartAction, TsConfig,
 };
 pub use sa::{
     ChildProtocol, ChildSaInstall, Lifetimes, MemorySaSink, SaEvent, SaKeys, SaSink, SaSinkError,
@@ -178,6 +189,10 @@ pub enum DeleteReason {
     /// The data plane refused to install or move it ([`Engine::handle_sa_result`]); the
     /// peer is told with a Delete.
     DataPlaneRefused,
+    /// The answer to our UPDATE_SA_ADDRESSES did not echo our COOKIE2
+    /// ([RFC 4555 § 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5)); the peer is
+    /// told with a Delete.
+    Cookie2Mismatch,
 }
 
 /// Something the daemon should know about (the data plane's instructions are [`SaEvent`]s).
@@ -456,15 +471,20 @@ impl Engine {
     /// it: nothing here sends or moves anything.
     pub fn set_local_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
         let host: Vec<IpAddr> = addresses.to_vec();
-        for sa in self.sas.values_mut() {
-            if sa.set_host_addresses(Some(&host)) {
+        for h in self.sas.handles() {
+            self.with_sa(h, |core, sa, _| {
+                if !sa.set_host_addresses(Some(&host)) {
+                    return true;
+                }
                 tracing::debug!(
                     connection = %sa.connection,
                     local = ?sa.paths.local(),
-                    in_use = sa.paths.local().contains(&sa.path.local().ip()),
+                    in_use = sa.local_address_present(),
                     "local address set changed"
                 );
-            }
+                core.local_addresses_changed(now, sa);
+                core.pump_queue(now, sa)
+            });
         }
         self.core.host_addresses = Some(host);
         self.settle(now);

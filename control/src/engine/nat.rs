@@ -5,6 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use aws_lc_rs::{digest, hmac};
 
+use super::path::AddressPair;
+use crate::wire::NotifyType;
+use crate::wire::payload::{Notify, Payload};
+
 /// NAT_DETECTION_*_IP data: "SHA-1(SPIi | SPIr | IP | Port)", the IP address in network
 /// order, 4 octets for IPv4 and 16 for IPv6.
 pub fn nat_detection_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> [u8; 20] {
@@ -19,6 +23,49 @@ pub fn nat_detection_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> [u8; 20] 
     let mut out = [0u8; 20];
     out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+/// NAT_DETECTION_SOURCE_IP and NAT_DETECTION_DESTINATION_IP for a message sent on `pair`
+/// ([RFC 7296 § 2.23](https://www.rfc-editor.org/rfc/rfc7296#section-2.23); in
+/// UPDATE_SA_ADDRESSES and its answer, [RFC 4555 § 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5)).
+pub fn nat_detection_payloads(spi_i: u64, spi_r: u64, pair: AddressPair) -> [Payload; 2] {
+    [
+        Payload::Notify(Notify::new(
+            NotifyType::NAT_DETECTION_SOURCE_IP,
+            nat_detection_hash(spi_i, spi_r, pair.local).to_vec(),
+        )),
+        Payload::Notify(Notify::new(
+            NotifyType::NAT_DETECTION_DESTINATION_IP,
+            nat_detection_hash(spi_i, spi_r, pair.remote).to_vec(),
+        )),
+    ]
+}
+
+/// What the peer's NAT_DETECTION_* notifications in `payloads`, received on `pair`, say:
+/// (a NAT in front of us, a NAT in front of the peer); `None` if they are not both there.
+/// The peer may send several NAT_DETECTION_SOURCE_IP (one per address it might use); one
+/// that matches the address it came from means no NAT in front of it.
+pub fn nat_found(
+    spi_i: u64,
+    spi_r: u64,
+    pair: AddressPair,
+    payloads: &[Payload],
+) -> Option<(bool, bool)> {
+    let notifies = || {
+        payloads.iter().filter_map(|p| match p {
+            Payload::Notify(n) => Some(n),
+            _ => None,
+        })
+    };
+    let mut src = notifies()
+        .filter(|n| n.ty == NotifyType::NAT_DETECTION_SOURCE_IP)
+        .peekable();
+    src.peek()?;
+    let want_src = nat_detection_hash(spi_i, spi_r, pair.remote);
+    let nat_remote = !src.any(|n| n.data == want_src);
+    let dst = notifies().find(|n| n.ty == NotifyType::NAT_DETECTION_DESTINATION_IP)?;
+    let nat_local = dst.data != nat_detection_hash(spi_i, spi_r, pair.local);
+    Some((nat_local, nat_remote))
 }
 
 /// The COOKIE a responder hands out

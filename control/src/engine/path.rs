@@ -93,7 +93,14 @@ pub(super) struct Paths {
     /// Every pair of one address family from `local` × `peer`, ours in order first, then
     /// the peer's.
     candidates: Vec<Candidate>,
+    /// The address list we last sent the peer (our set but the address in use), if we
+    /// sent one.
+    pub(super) announced: Option<Vec<IpAddr>>,
 }
+
+/// At most this many of the peer's announced addresses are kept (the rest of a longer list
+/// is ignored): the candidate pairs grow with the product of both sets.
+pub const MAX_PEER_ADDRESSES: usize = 16;
 
 impl Paths {
     /// The addresses of a new IKE SA on `current`: one on each side.
@@ -102,6 +109,7 @@ impl Paths {
             local: vec![current.local().ip()],
             peer: vec![current.remote().ip()],
             candidates: Vec::new(),
+            announced: None,
         };
         paths.rebuild(current);
         paths
@@ -131,14 +139,25 @@ impl Paths {
     }
 
     /// Replaces the peer's address set with the address it uses on `current` and the
-    /// others it `announced` (a received list replaces the stored one, RFC 4555 § 3.4).
+    /// others it `announced` (a received list replaces the stored one, RFC 4555 § 3.4), at
+    /// most [`MAX_PEER_ADDRESSES`] of them.
     pub(super) fn set_peer(&mut self, announced: &[IpAddr], current: &Path) {
-        self.peer = dedup(
+        let mut peer = dedup(
             std::iter::once(current.remote().ip())
                 .chain(announced.iter().copied())
                 .collect(),
         );
+        peer.truncate(MAX_PEER_ADDRESSES + 1);
+        self.peer = peer;
         self.rebuild(current);
+    }
+
+    /// The check state of `pair`, if it is a candidate.
+    pub(super) fn check(&self, pair: AddressPair) -> Option<PathCheck> {
+        self.candidates
+            .iter()
+            .find(|c| c.pair == pair)
+            .map(|c| c.check)
     }
 
     /// The SA moved to `current`: the peer's address there comes first in its set (the

@@ -77,4 +77,23 @@ pub struct EngineStats {
     /// Fragments dropped: fragmentation not negotiated, over the count or size limits,
     /// inconsistent numbering, duplicates, or a reassembly that timed out.
     pub drop_fragment: u64,
+    /// IKE SAs moved to another address pair by MOBIKE (an UPDATE_SA_ADDRESSES either way,
+    /// a return routability check, an address list answered on a new pair).
+    pub mobike_moves: u64,
+    /// Path checks sent (initiator: one per round over the candidate pairs).
+    pub mobike_path_checks: u64,
+    /// Return routability checks sent (responder, before a move the policy checks).
+    pub mobike_return_routability_checks: u64,
+    /// Answers that did not echo our COOKIE2 (an UPDATE_SA_ADDRESSES answer closes the IKE
+    /// SA; a return routability answer moves nothing).
+    pub mobike_cookie2_mismatch: u64,
+    /// Moves refused: UNEXPECTED_NAT_DETECTED sent or received, UNACCEPTABLE_ADDRESSES
+    /// received, UPDATE_SA_ADDRESSES from the responder, a check answered on another pair.
+    pub mobike_updates_refused: u64,
+    /// Address lists received (ADDITIONAL_* or NO_ADDITIONAL_ADDRESSES after IKE_AUTH).
+    pub mobike_address_lists_received: u64,
+    /// Address lists sent after IKE_AUTH.
+    pub mobike_address_lists_sent: u64,
+    /// MOBIKE notifications on an IKE SA without MOBIKE (ignored).
+    pub mobike_ignored: u64,
 }

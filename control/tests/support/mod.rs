@@ -377,6 +377,7 @@ pub fn connection(
         send_certreq: true,
         fragmentation: true,
         mobike: false,
+        return_routability: Default::default(),
         dpd_delay: None,
         rekey_time: None,
         over_time: None,

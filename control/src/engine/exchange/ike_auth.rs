@@ -8,6 +8,14 @@ use super::*;
 use crate::auth::{AuthError, Identity, authenticate_peer, psk_authentication, verify_psk_auth};
 use crate::engine::config::{ConnectionConfig, SendCert};
 
+/// A peer whose AUTH payload verified.
+pub(in crate::engine) struct VerifiedPeer {
+    /// The identity it proved.
+    identity: Identity,
+    /// The IP addresses its certificate binds (iPAddress subjectAltNames; none with a PSK).
+    certificate_addresses: Vec<IpAddr>,
+}
+
 impl Core {
     // ----- authentication, both roles -----
 
@@ -69,7 +77,7 @@ impl Core {
         auth: &Authentication,
         octets: &[u8],
         prf: crate::crypto::prf::Prf,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<VerifiedPeer, AuthError> {
         match &c.remote_auth {
             RemoteAuth::Psk => {
                 let identity = Identity::from_wire(peer)?;
@@ -88,14 +96,29 @@ impl Core {
                         remote: identity.to_string(),
                     })?;
                 verify_psk_auth(prf, psk, octets, auth)?;
-                Ok(identity)
+                Ok(VerifiedPeer {
+                    identity,
+                    certificate_addresses: Vec::new(),
+                })
             }
             RemoteAuth::PubKey(trust) => {
                 let wall = self.wall_time(now).ok_or_else(|| {
                     AuthError::UntrustedChain("the wall-clock time is not known".into())
                 })?;
-                authenticate_peer(trust, &c.remote_id, peer, certs, auth, octets, wall)
-                    .map(|p| p.identity)
+                authenticate_peer(trust, &c.remote_id, peer, certs, auth, octets, wall).map(|p| {
+                    VerifiedPeer {
+                        certificate_addresses: p
+                            .certificate
+                            .subject_alt_names()
+                            .iter()
+                            .filter_map(|s| match s {
+                                crate::auth::SubjectAltName::Ip(a) => Some(*a),
+                                _ => None,
+                            })
+                            .collect(),
+                        identity: p.identity,
+                    }
+                })
             }
         }
     }
@@ -214,6 +237,7 @@ impl Core {
         }
         if c.mobike {
             payloads.push(notify(NotifyType::MOBIKE_SUPPORTED));
+            payloads.extend(self.auth_address_list(sa));
         }
         let exchange = Exchange::IkeAuth { child: proposal };
         if !self.send_request(now, sa, exchange, payloads) {
@@ -279,26 +303,30 @@ impl Core {
             &octets,
             keys.prf,
         );
-        if let Err(e) = verified {
-            tracing::info!(connection = %sa.connection, error = %e, "the responder failed authentication");
-            self.stats.authentication_failed += 1;
-            // Tell the responder, which considers the IKE SA established
-            // (RFC 7296 § 2.21.2), then forget the SA.
-            let mid = sa.next_message_id;
-            sa.next_message_id += 1;
-            if let Some(bytes) = self.seal(
-                sa,
-                ExchangeType::INFORMATIONAL,
-                false,
-                mid,
-                vec![notify(NotifyType::AUTHENTICATION_FAILED)],
-            ) {
-                self.send_raw(sa.path.local(), sa.path.remote(), &bytes);
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::info!(connection = %sa.connection, error = %e, "the responder failed authentication");
+                self.stats.authentication_failed += 1;
+                // Tell the responder, which considers the IKE SA established
+                // (RFC 7296 § 2.21.2), then forget the SA.
+                let mid = sa.next_message_id;
+                sa.next_message_id += 1;
+                if let Some(bytes) = self.seal(
+                    sa,
+                    ExchangeType::INFORMATIONAL,
+                    false,
+                    mid,
+                    vec![notify(NotifyType::AUTHENTICATION_FAILED)],
+                ) {
+                    self.send_raw(sa.path.local(), sa.path.remote(), &bytes);
+                }
+                self.fail(sa, FailureReason::AuthenticationFailed);
+                return false;
             }
-            self.fail(sa, FailureReason::AuthenticationFailed);
-            return false;
-        }
+        };
         sa.peer_id = Some(idr.clone());
+        sa.peer_certificate_addresses = verified.certificate_addresses;
         sa.peer_mobike = c.mobike && has_notify(payloads, NotifyType::MOBIKE_SUPPORTED);
         if let Some(cp) = find(payloads, |p| match p {
             Payload::Configuration(c) if c.ty == CfgType::REPLY => Some(c),
@@ -418,8 +446,11 @@ impl Core {
         payloads: &[Payload],
     ) {
         sa.state = State::Established;
-        sa.paths = Paths::new(&sa.path);
-        sa.set_host_addresses(self.host_addresses.as_deref());
+        // The pair may have changed since IKE_SA_INIT (the NAT-T port, our address); what
+        // IKE_AUTH announced stays.
+        let announced = sa.paths.announced.take();
+        sa.begin_paths(self.host_addresses.as_deref());
+        sa.paths.announced = announced;
         if sa.peer_mobike
             && let Some(announced) = additional_addresses(payloads)
         {
@@ -592,8 +623,8 @@ impl Core {
                     }
                     let us = local_identity(c, local.ip());
                     match self.verify_peer(now, c, &us, idi, &certs, auth, &octets, prf) {
-                        Ok(identity) => {
-                            found = Some((i, identity));
+                        Ok(peer) => {
+                            found = Some((i, peer));
                             break;
                         }
                         Err(e) => last_error = Some(e),
@@ -610,7 +641,7 @@ impl Core {
             }
             _ => None,
         };
-        let Some((conn, idi, peer_identity)) = verified else {
+        let Some((conn, idi, peer)) = verified else {
             self.stats.authentication_failed += 1;
             self.respond(sa, rx, vec![notify(NotifyType::AUTHENTICATION_FAILED)]);
             self.fail(sa, FailureReason::AuthenticationFailed);
@@ -621,6 +652,8 @@ impl Core {
         sa.cfg = c.clone();
         sa.connection = c.name.clone();
         sa.peer_id = Some(idi.clone());
+        sa.peer_certificate_addresses = peer.certificate_addresses;
+        let peer_identity = peer.identity;
         sa.peer_certreqs = certificate_requests(payloads);
         sa.path.pair = AddressPair { local, remote };
         sa.peer_mobike = c.mobike && has_notify(payloads, NotifyType::MOBIKE_SUPPORTED);
@@ -714,6 +747,7 @@ impl Core {
         out.extend(outcome.payloads);
         if sa.peer_mobike {
             out.push(notify(NotifyType::MOBIKE_SUPPORTED));
+            out.extend(self.auth_address_list(sa));
         }
         self.respond(sa, rx, out);
         self.established(now, sa, payloads);
@@ -871,6 +905,7 @@ pub(in crate::engine) mod tests {
             send_certreq: true,
             fragmentation: true,
             mobike: false,
+            return_routability: Default::default(),
             dpd_delay: None,
             rekey_time: None,
             over_time: None,

@@ -1,5 +1,6 @@
 //! INFORMATIONAL requests from the peer ([RFC 7296 § 1.4](https://www.rfc-editor.org/rfc/rfc7296#section-1.4)):
-//! Delete of CHILD_SAs and of the IKE SA, liveness checks.
+//! Delete of CHILD_SAs and of the IKE SA, liveness checks, and MOBIKE's requests (its
+//! address lists, UPDATE_SA_ADDRESSES, path checks; see `mobike`).
 
 use super::*;
 
@@ -45,6 +46,7 @@ impl Core {
         if !deleted_spis.is_empty() {
             out.push(Payload::Delete(Delete::esp(&deleted_spis)));
         }
+        out.extend(self.mobike_request(sa, rx, payloads));
         self.respond(sa, rx, out);
         true
     }

@@ -77,14 +77,7 @@ impl Core {
             data: dh.public().to_vec(),
         }));
         payloads.push(Payload::Nonce(Nonce { data: ni.clone() }));
-        payloads.push(Payload::Notify(Notify::new(
-            NotifyType::NAT_DETECTION_SOURCE_IP,
-            nat_detection_hash(sa.spi_i, 0, sa.path.local()).to_vec(),
-        )));
-        payloads.push(Payload::Notify(Notify::new(
-            NotifyType::NAT_DETECTION_DESTINATION_IP,
-            nat_detection_hash(sa.spi_i, 0, sa.path.remote()).to_vec(),
-        )));
+        payloads.extend(nat_detection_payloads(sa.spi_i, 0, sa.path.pair));
         payloads.push(Payload::Notify(Notify::signature_hash_algorithms(
             crate::auth::SUPPORTED_HASHES,
         )));
@@ -110,6 +103,7 @@ impl Core {
             bytes,
             sends: 1,
             via: sa.path.pair,
+            also: Vec::new(),
             exchange: Exchange::IkeSaInit(attempt),
         });
         sa.timers
@@ -265,18 +259,10 @@ impl Core {
     /// Compares the peer's NAT_DETECTION_* hashes with ours
     /// ([RFC 7296 § 2.23](https://www.rfc-editor.org/rfc/rfc7296#section-2.23)).
     pub(in crate::engine) fn detect_nat(&mut self, sa: &mut IkeSa, msg: &Message, spi_r: u64) {
-        let src: Vec<&Notify> = msg
-            .notifies()
-            .filter(|n| n.ty == NotifyType::NAT_DETECTION_SOURCE_IP)
-            .collect();
-        let dst = msg.notify(NotifyType::NAT_DETECTION_DESTINATION_IP);
-        if src.is_empty() || dst.is_none() {
-            return;
+        if let Some((local, remote)) = nat_found(sa.spi_i, spi_r, sa.path.pair, &msg.payloads) {
+            sa.path.nat_local = local;
+            sa.path.nat_remote = remote;
         }
-        let want_src = nat_detection_hash(sa.spi_i, spi_r, sa.path.remote());
-        sa.path.nat_remote = !src.iter().any(|n| n.data == want_src);
-        let want_dst = nat_detection_hash(sa.spi_i, spi_r, sa.path.local());
-        sa.path.nat_local = dst.is_some_and(|n| n.data != want_dst);
     }
 
     // ----- responder: IKE_SA_INIT -----
@@ -452,16 +438,13 @@ impl Core {
                     data: dh.public().to_vec(),
                 }),
                 Payload::Nonce(Nonce { data: nr.clone() }),
-                Payload::Notify(Notify::new(
-                    NotifyType::NAT_DETECTION_SOURCE_IP,
-                    nat_detection_hash(sa.spi_i, spi_r, local).to_vec(),
-                )),
-                Payload::Notify(Notify::new(
-                    NotifyType::NAT_DETECTION_DESTINATION_IP,
-                    nat_detection_hash(sa.spi_i, spi_r, remote).to_vec(),
-                )),
             ]
             .into_iter()
+            .chain(nat_detection_payloads(
+                sa.spi_i,
+                spi_r,
+                AddressPair { local, remote },
+            ))
             .chain(extra)
             .collect(),
         };

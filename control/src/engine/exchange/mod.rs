@@ -8,6 +8,7 @@ mod fragment;
 pub(in crate::engine) mod ike_auth;
 mod informational;
 mod init;
+mod mobike;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -18,12 +19,12 @@ use super::ike_sa::{
     CachedResponse, ChildProposal, ChildRekey, ChildSa, Exchange, IkeKeyState, IkeSa, InitAttempt,
     InitTranscript, Pending, State,
 };
-use super::nat::{cookie, nat_detection_hash};
+use super::nat::{cookie, nat_detection_payloads, nat_found};
 use super::negotiate::{
     EspAlgorithms, IkeAlgorithms, check_esp_answer, check_ike_answer, esp_answer, ike_answer,
     is_subset, narrow, offer, select_esp, select_ike,
 };
-use super::path::{AddressPair, PathCheck, Paths};
+use super::path::{AddressPair, Path, PathCheck};
 use super::sa::{ChildProtocol, ChildSaInstall, Lifetimes, SaEvent, SaKeys};
 use super::timer::Timer;
 use super::{
@@ -75,6 +76,14 @@ pub(super) enum Request {
         child: usize,
         group: Option<crate::wire::DhGroup>,
     },
+    /// Check the candidate pairs and move to the first that answers (initiator, MOBIKE).
+    Roam,
+    /// Move to this pair, which answered a path check, with UPDATE_SA_ADDRESSES.
+    UpdateSaAddresses(AddressPair),
+    /// Send our address list.
+    AnnounceAddresses,
+    /// Check the path an UPDATE_SA_ADDRESSES asked for before moving there (responder).
+    CheckReturnRoutability(Path),
 }
 
 fn addr_matches(list: &[IpAddr], ip: IpAddr) -> bool {
@@ -469,8 +478,11 @@ impl Core {
         };
         sa.next_message_id = mid.wrapping_add(1);
         sa.last_outbound = now;
-        for d in &datagrams {
-            self.send_raw(sa.path.local(), sa.path.remote(), d);
+        let (via, also) = mobike::route(sa, &exchange);
+        for pair in std::iter::once(via).chain(also.iter().copied()) {
+            for d in &datagrams {
+                self.send_raw(pair.local, pair.remote, d);
+            }
         }
         let bytes = datagrams.first().cloned().unwrap_or_default();
         if datagrams.len() == 1 {
@@ -481,7 +493,8 @@ impl Core {
             fragments: datagrams,
             bytes,
             sends: 1,
-            via: sa.path.pair,
+            via,
+            also,
             exchange,
         });
         sa.timers
@@ -554,6 +567,16 @@ impl Core {
                         None => continue,
                     }
                 }
+                Request::Roam => match self.start_path_check(sa) {
+                    Some(x) => x,
+                    None => continue,
+                },
+                Request::UpdateSaAddresses(pair) => self.start_update_sa_addresses(sa, pair),
+                Request::AnnounceAddresses => match self.start_address_update(sa) {
+                    Some(x) => x,
+                    None => continue,
+                },
+                Request::CheckReturnRoutability(path) => self.start_return_routability(path),
             };
             let deleting = matches!(exchange, Exchange::DeleteIke);
             if !self.send_request(now, sa, exchange, payloads) {
@@ -567,22 +590,34 @@ impl Core {
         true
     }
 
-    /// Moves the IKE SA and its CHILD_SAs to (`local`, `remote`).
+    /// Moves the IKE SA and its CHILD_SAs to (`local`, `remote`), with the NAT state it has.
     pub(in crate::engine) fn set_path(
         &mut self,
         sa: &mut IkeSa,
         local: SocketAddr,
         remote: SocketAddr,
     ) {
-        if sa.path.local() == local && sa.path.remote() == remote {
+        let path = Path {
+            pair: AddressPair { local, remote },
+            ..sa.path
+        };
+        self.move_to(sa, path);
+    }
+
+    /// Moves the IKE SA and its CHILD_SAs to `path` (one [`SaEvent::UpdateAddresses`] each:
+    /// new endpoints, UDP encapsulation as the NAT state asks).
+    pub(in crate::engine) fn move_to(&mut self, sa: &mut IkeSa, path: Path) {
+        if sa.path == path {
             return;
         }
-        sa.path.pair = AddressPair { local, remote };
+        sa.path = path;
         sa.paths.moved(&sa.path);
         // The old pair is given up: an outstanding request goes on on the new one.
         if let Some(p) = &mut sa.pending {
             p.via = sa.path.pair;
+            p.also.clear();
         }
+        let AddressPair { local, remote } = path.pair;
         for c in &sa.children {
             self.sa_events.push_back(SaEvent::UpdateAddresses {
                 ike_sa: sa.handle,
@@ -600,6 +635,17 @@ impl Core {
                 remote,
             });
         }
+    }
+
+    /// Tells the peer the IKE SA is gone (once, without waiting for an answer) and ends it.
+    pub(in crate::engine) fn abandon(&mut self, sa: &mut IkeSa, reason: DeleteReason) {
+        let mid = sa.next_message_id;
+        sa.next_message_id = mid.wrapping_add(1);
+        let delete = vec![Payload::Delete(Delete::ike())];
+        if let Some(bytes) = self.seal(sa, ExchangeType::INFORMATIONAL, false, mid, delete) {
+            self.send_raw(sa.path.local(), sa.path.remote(), &bytes);
+        }
+        self.deleted(sa, reason);
     }
 
     pub(in crate::engine) fn delete_children(&mut self, sa: &mut IkeSa, reason: DeleteReason) {
@@ -783,7 +829,22 @@ impl Core {
             Exchange::CreateChild { proposal, ni, dh } => {
                 self.create_child_response(now, sa, proposal, &ni, dh.as_ref(), &payloads)
             }
+            Exchange::PathCheck => self.path_check_answered(sa, via),
+            Exchange::UpdateSaAddresses(check) => {
+                return self.update_answered(now, sa, check, &payloads) && self.pump_queue(now, sa);
+            }
+            Exchange::AddressUpdate { addresses } => {
+                return self.address_update_answered(sa, addresses, via)
+                    && self.pump_queue(now, sa);
+            }
+            Exchange::ReturnRoutability(check) => {
+                return self.return_routability_answered(sa, check, via, &payloads)
+                    && self.pump_queue(now, sa);
+            }
         };
+        if keep {
+            self.answered_on(sa, via);
+        }
         keep && self.pump_queue(now, sa)
     }
 
@@ -834,7 +895,8 @@ impl Core {
             message_id: mid,
             exchange: header.exchange_type,
         };
-        match (header.exchange_type, &sa.state) {
+        // A request can queue one of ours (a MOBIKE check, say): it goes out at once.
+        let keep = match (header.exchange_type, &sa.state) {
             (ExchangeType::IKE_AUTH, State::HalfOpen(_)) if !sa.initiator => {
                 self.auth_request(now, sa, others, &rx, &payloads)
             }
@@ -850,7 +912,8 @@ impl Core {
                 self.stats.drop_unexpected_exchange += 1;
                 true
             }
-        }
+        };
+        keep && self.pump_queue(now, sa)
     }
 
     // ----- timers -----
@@ -876,16 +939,8 @@ impl Core {
                 Timer::Retransmit if !self.retransmit(now, sa) => return false,
                 Timer::HardExpiry if sa.is_established() => {
                     // Rekeying never succeeded and the keys are worn out: tell the peer
-                    // (once, without waiting for an answer) and go.
-                    let mid = sa.next_message_id;
-                    sa.next_message_id = mid.wrapping_add(1);
-                    let delete = vec![Payload::Delete(Delete::ike())];
-                    if let Some(bytes) =
-                        self.seal(sa, ExchangeType::INFORMATIONAL, false, mid, delete)
-                    {
-                        self.send_raw(sa.path.local(), sa.path.remote(), &bytes);
-                    }
-                    self.deleted(sa, DeleteReason::Expired);
+                    // and go.
+                    self.abandon(sa, DeleteReason::Expired);
                     return false;
                 }
                 Timer::RekeyIke if sa.is_established() => sa.queue.push_back(Request::RekeyIke),
@@ -958,6 +1013,10 @@ impl Core {
             }
             return false;
         }
+        self.pair_silent(now, sa);
+        let Some(p) = &mut sa.pending else {
+            return true;
+        };
         let wait = self.config.retransmit.wait(p.sends);
         p.sends += 1;
         let datagrams = if p.fragments.is_empty() {
@@ -965,12 +1024,16 @@ impl Core {
         } else {
             p.fragments.clone()
         };
+        let pairs: Vec<AddressPair> = std::iter::once(p.via)
+            .chain(p.also.iter().copied())
+            .collect();
         sa.timers.set(Timer::Retransmit, now + wait);
         self.stats.requests_retransmitted += 1;
         sa.last_outbound = now;
-        let via = p.via;
-        for d in &datagrams {
-            self.send_raw(via.local, via.remote, d);
+        for pair in pairs {
+            for d in &datagrams {
+                self.send_raw(pair.local, pair.remote, d);
+            }
         }
         true
     }

@@ -1,0 +1,247 @@
+//! MOBIKE (RFC 4555) between two engines, both multihomed: the address lists of IKE_AUTH,
+//! the initiator's path check and UPDATE_SA_ADDRESSES when its address goes away, the
+//! responder's return routability check of an address it was not told about, a replayed
+//! UPDATE_SA_ADDRESSES from a spoofed source, and `mobike = false`.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use roamgate_control::engine::{Event, NATT_PORT, ReturnRoutability};
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+/// The initiator's second uplink.
+const INITIATOR_2: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+/// The responder's second WAN address.
+const RESPONDER_2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
+
+fn natt(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, NATT_PORT)
+}
+
+/// Both sides with MOBIKE and two addresses each. With `announce_second`, the initiator's
+/// connection lists both of its addresses and its host reports both, so IKE_AUTH
+/// announces the second; without, its connection takes any address (`%any`) and its host
+/// has only the first until [`lose_first_uplink`].
+fn multihomed(seed: u64, announce_second: bool, policy: ReturnRoutability) -> Sim {
+    let (mut i, mut r) = pair_configs();
+    i.connections[0].mobike = true;
+    i.connections[0].local_addrs = if announce_second {
+        vec![INITIATOR, INITIATOR_2]
+    } else {
+        vec![]
+    };
+    r.connections[0].mobike = true;
+    r.connections[0].local_addrs = vec![RESPONDER, RESPONDER_2];
+    r.connections[0].return_routability = policy;
+    let mut sim = sim_pair(seed, i, r);
+    sim.nodes[0].addrs.push(INITIATOR_2);
+    sim.nodes[1].addrs.push(RESPONDER_2);
+    let now = sim.now;
+    let host: &[IpAddr] = if announce_second {
+        &[INITIATOR, INITIATOR_2]
+    } else {
+        &[INITIATOR]
+    };
+    sim.nodes[0].engine.set_local_addresses(now, host);
+    sim.nodes[1]
+        .engine
+        .set_local_addresses(now, &[RESPONDER, RESPONDER_2]);
+    sim.nodes[0].engine.initiate(now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
+        && s.nodes[1].sink.len() == 1));
+    sim
+}
+
+/// Each side's IKE SA path and its CHILD_SA's endpoints, as (local, remote).
+fn paths(sim: &Sim) -> [(SocketAddr, SocketAddr); 4] {
+    let i = sim.nodes[0].engine.ike_sa(handle(sim, 0)).unwrap();
+    let r = sim.nodes[1].engine.ike_sa(handle(sim, 1)).unwrap();
+    let ci = sim.nodes[0].sink.iter().next().unwrap();
+    let cr = sim.nodes[1].sink.iter().next().unwrap();
+    [
+        (i.local, i.remote),
+        (ci.local, ci.remote),
+        (r.local, r.remote),
+        (cr.local, cr.remote),
+    ]
+}
+
+fn moved_to(sim: &Sim, initiator: IpAddr, responder: IpAddr) -> bool {
+    let want_i = (natt(initiator), natt(responder));
+    let want_r = (natt(responder), natt(initiator));
+    paths(sim) == [want_i, want_i, want_r, want_r]
+}
+
+/// The initiator loses its first uplink (nothing from it arrives any more) and the host
+/// says so.
+fn lose_first_uplink(sim: &mut Sim) {
+    sim.drop_if = Some(Box::new(|t| {
+        t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR
+    }));
+    let now = sim.now;
+    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
+}
+
+#[test]
+fn ike_auth_carries_each_side_s_other_addresses() {
+    let sim = multihomed(1, true, ReturnRoutability::NewAddresses);
+    let i = sim.nodes[0].engine.ike_sa(handle(&sim, 0)).unwrap();
+    let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+    assert!(i.mobike && r.mobike);
+    assert_eq!(i.peer_addresses, [RESPONDER, RESPONDER_2]);
+    assert_eq!(r.peer_addresses, [INITIATOR, INITIATOR_2]);
+    assert!(moved_to(&sim, INITIATOR, RESPONDER), "{:?}", paths(&sim));
+}
+
+#[test]
+fn mobike_off_sends_no_address_list_and_nothing_moves() {
+    let (mut i, mut r) = pair_configs();
+    i.connections[0].local_addrs = vec![INITIATOR, INITIATOR_2];
+    r.connections[0].local_addrs = vec![RESPONDER, RESPONDER_2];
+    r.connections[0].mobike = true;
+    let mut sim = sim_pair(2, i, r);
+    sim.nodes[0].addrs.push(INITIATOR_2);
+    sim.nodes[1].addrs.push(RESPONDER_2);
+    sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
+        && s.nodes[1].sink.len() == 1));
+    let i = sim.nodes[0].engine.ike_sa(handle(&sim, 0)).unwrap();
+    let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+    assert!(!i.mobike && !r.mobike);
+    assert_eq!(i.peer_addresses, [RESPONDER]);
+    assert_eq!(r.peer_addresses, [INITIATOR]);
+    lose_first_uplink(&mut sim);
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.nodes[0].engine.stats().mobike_path_checks, 0);
+    assert_eq!(sim.nodes[1].engine.stats().mobike_moves, 0);
+}
+
+#[test]
+fn the_initiator_that_loses_its_address_checks_the_pairs_and_both_sides_move_in_place() {
+    for seed in 1..=5 {
+        let mut sim = multihomed(seed, true, ReturnRoutability::NewAddresses);
+        let spis: Vec<(u32, u32)> = sim.nodes[0]
+            .sink
+            .iter()
+            .map(|c| (c.inbound.spi, c.outbound.spi))
+            .collect();
+        let before = sim.nodes[0].sink.applied();
+        lose_first_uplink(&mut sim);
+        assert!(
+            sim.run_until(LIMIT, |s| moved_to(s, INITIATOR_2, RESPONDER)),
+            "seed {seed}: {:?}",
+            paths(&sim)
+        );
+        let (i, r) = (sim.nodes[0].engine.stats(), sim.nodes[1].engine.stats());
+        assert_eq!(i.mobike_path_checks, 1, "seed {seed}");
+        assert_eq!((i.mobike_moves, r.mobike_moves), (1, 1), "seed {seed}");
+        // The address was announced in IKE_AUTH: no return routability check.
+        assert_eq!(r.mobike_return_routability_checks, 0);
+        // In place: the same CHILD_SA, one endpoint write, no rekey.
+        let after: Vec<(u32, u32)> = sim.nodes[0]
+            .sink
+            .iter()
+            .map(|c| (c.inbound.spi, c.outbound.spi))
+            .collect();
+        assert_eq!(after, spis);
+        assert_eq!(sim.nodes[0].sink.applied(), before + 1);
+        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
+        // The UPDATE carried the initiator's new list: its lost address is gone from it.
+        let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+        assert_eq!(r.peer_addresses, [INITIATOR_2]);
+        assert!(sim.nodes[1].events.iter().any(|e| matches!(
+            e,
+            Event::PathUpdated { remote, .. } if *remote == natt(INITIATOR_2)
+        )));
+    }
+}
+
+#[test]
+fn a_move_to_an_address_the_peer_did_not_announce_waits_for_the_return_routability_check() {
+    for seed in 1..=3 {
+        let mut sim = multihomed(seed, false, ReturnRoutability::NewAddresses);
+        let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+        assert_eq!(r.peer_addresses, [INITIATOR]);
+        lose_first_uplink(&mut sim);
+        let mut moved_before_check = false;
+        let ok = sim.run_until(LIMIT, |s| {
+            let r = s.nodes[1].engine.ike_sa(handle(s, 1)).unwrap();
+            moved_before_check |= r.remote == natt(INITIATOR_2)
+                && s.nodes[1].engine.stats().mobike_return_routability_checks == 0;
+            moved_to(s, INITIATOR_2, RESPONDER)
+        });
+        assert!(ok, "seed {seed}: {:?}", paths(&sim));
+        assert!(!moved_before_check, "seed {seed}");
+        let r = sim.nodes[1].engine.stats();
+        assert_eq!(r.mobike_return_routability_checks, 1);
+        assert_eq!(r.mobike_moves, 1);
+        assert_sinks_agree(&sim.nodes[0].sink, &sim.nodes[1].sink);
+    }
+}
+
+#[test]
+fn with_policy_always_the_responder_checks_the_new_pair_before_it_moves() {
+    for (policy, checks) in [
+        (ReturnRoutability::Always, 1),
+        (ReturnRoutability::Never, 0),
+        (ReturnRoutability::NewAddresses, 0),
+    ] {
+        let mut sim = multihomed(4, true, policy);
+        lose_first_uplink(&mut sim);
+        let mut moved_before_check = false;
+        let ok = sim.run_until(LIMIT, |s| {
+            let r = s.nodes[1].engine.ike_sa(handle(s, 1)).unwrap();
+            if r.remote == natt(INITIATOR_2)
+                && s.nodes[1].engine.stats().mobike_return_routability_checks < checks
+            {
+                moved_before_check = true;
+            }
+            moved_to(s, INITIATOR_2, RESPONDER)
+        });
+        assert!(ok, "{policy:?}: {:?}", paths(&sim));
+        assert!(!moved_before_check, "{policy:?}");
+        assert_eq!(
+            sim.nodes[1].engine.stats().mobike_return_routability_checks,
+            checks,
+            "{policy:?}"
+        );
+    }
+}
+
+#[test]
+fn a_replayed_update_sa_addresses_from_a_spoofed_source_moves_nothing() {
+    let mut sim = multihomed(5, true, ReturnRoutability::NewAddresses);
+    lose_first_uplink(&mut sim);
+    assert!(sim.run_until(LIMIT, |s| moved_to(s, INITIATOR_2, RESPONDER)));
+    sim.drop_if = None;
+    // The UPDATE as captured on the wire: the initiator's last request from its new
+    // address to the responder.
+    let update = sim.nodes[0]
+        .sent
+        .iter()
+        .rev()
+        .find(|t| {
+            // After the non-ESP marker: an INFORMATIONAL (37) request.
+            t.local.ip() == INITIATOR_2 && t.payload[4 + 18] == 37 && t.payload[4 + 19] & 0x20 == 0
+        })
+        .cloned()
+        .expect("the UPDATE_SA_ADDRESSES was sent");
+    let spoofed: SocketAddr = "203.0.113.66:4500".parse().unwrap();
+    let now = sim.now;
+    let before = *sim.nodes[1].engine.stats();
+    sim.nodes[1]
+        .engine
+        .handle_datagram(now, natt(RESPONDER), spoofed, &update.payload);
+    sim.collect();
+    let after = *sim.nodes[1].engine.stats();
+    assert_eq!(after.mobike_moves, before.mobike_moves);
+    assert!(moved_to(&sim, INITIATOR_2, RESPONDER), "{:?}", paths(&sim));
+    // Counted: answered from the cache (a retransmission) or dropped out of the window.
+    assert_eq!(
+        after.responses_retransmitted + after.drop_out_of_window,
+        before.responses_retransmitted + before.drop_out_of_window + 1
+    );
+}
