@@ -62,6 +62,39 @@ fn the_base_config_is_valid() {
 }
 
 #[test]
+fn return_routability_defaults_to_new_addresses_and_takes_each_policy() {
+    use roamgate_control::engine::ReturnRoutability as R;
+    let c = parse(&base()).unwrap();
+    assert_eq!(c.connections["rw"].return_routability, R::NewAddresses);
+    for (name, want) in [
+        ("always", R::Always),
+        ("new_addresses", R::NewAddresses),
+        ("never", R::Never),
+        ("certificate", R::Certificate),
+    ] {
+        let text = replace(
+            r#"proposals = ["aes128gcm16-prfsha256-x25519"]"#,
+            &format!(
+                "proposals = [\"aes128gcm16-prfsha256-x25519\"]\nreturn_routability = \"{name}\""
+            ),
+        );
+        assert_eq!(
+            parse(&text).unwrap().connections["rw"].return_routability,
+            want
+        );
+    }
+    let text = replace(
+        r#"proposals = ["aes128gcm16-prfsha256-x25519"]"#,
+        "proposals = [\"aes128gcm16-prfsha256-x25519\"]\nreturn_routability = \"sometimes\"",
+    );
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("connections.rw.return_routability") && e.contains("new_addresses"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bad_configs_name_file_key_and_reason() {
     let cases: Vec<(String, &str, &str)> = vec![
         (

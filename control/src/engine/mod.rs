@@ -189,9 +189,9 @@ pub enum DeleteReason {
     /// The data plane refused to install or move it ([`Engine::handle_sa_result`]); the
     /// peer is told with a Delete.
     DataPlaneRefused,
-    /// The answer to our UPDATE_SA_ADDRESSES did not echo our COOKIE2
-    /// ([RFC 4555 § 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5)); the peer is
-    /// told with a Delete.
+    /// The answer to our UPDATE_SA_ADDRESSES or return routability check did not echo our
+    /// COOKIE2 ([RFC 4555 § 3.7](https://www.rfc-editor.org/rfc/rfc4555#section-3.7)); the
+    /// peer is told with a Delete.
     Cookie2Mismatch,
 }
 

@@ -84,8 +84,7 @@ pub struct EngineStats {
     pub mobike_path_checks: u64,
     /// Return routability checks sent (responder, before a move the policy checks).
     pub mobike_return_routability_checks: u64,
-    /// Answers that did not echo our COOKIE2 (an UPDATE_SA_ADDRESSES answer closes the IKE
-    /// SA; a return routability answer moves nothing).
+    /// Answers that did not echo our COOKIE2 (each closes its IKE SA, RFC 4555 § 3.7).
     pub mobike_cookie2_mismatch: u64,
     /// Moves refused: UNEXPECTED_NAT_DETECTED sent or received, UNACCEPTABLE_ADDRESSES
     /// received, UPDATE_SA_ADDRESSES from the responder, a check answered on another pair.

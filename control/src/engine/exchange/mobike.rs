@@ -52,7 +52,8 @@ fn has_mobike_notify(payloads: &[Payload]) -> bool {
             | NotifyType::NO_ADDITIONAL_ADDRESSES
             | NotifyType::UPDATE_SA_ADDRESSES
             | NotifyType::COOKIE2
-            | NotifyType::NO_NATS_ALLOWED))
+            | NotifyType::NO_NATS_ALLOWED
+            | NotifyType::NAT_DETECTION_SOURCE_IP))
     })
 }
 
@@ -182,8 +183,18 @@ impl Core {
             return;
         }
         let (pending_via, sends, spread_already) = match &sa.pending {
-            Some(p) => (p.via, p.sends, !p.also.is_empty()),
-            None => return,
+            // An UPDATE_SA_ADDRESSES or a return routability check is about its own pair;
+            // from other source addresses it would have to be a new request (RFC 4555
+            // § 3.5).
+            Some(p)
+                if !matches!(
+                    p.exchange,
+                    Exchange::UpdateSaAddresses(_) | Exchange::ReturnRoutability(_)
+                ) =>
+            {
+                (p.via, p.sends, !p.also.is_empty())
+            }
+            _ => return,
         };
         if sends < SENDS_BEFORE_SPREAD || spread_already {
             return;
@@ -335,7 +346,8 @@ impl Core {
     }
 
     /// The answer to our return routability check: the SA moves to the checked path if it
-    /// echoes our COOKIE2 and came on that path; otherwise nothing moves (counted).
+    /// echoes our COOKIE2 and came on that path; an answer on another pair moves nothing
+    /// (counted); one that does not echo the cookie closes the IKE SA.
     pub(super) fn return_routability_answered(
         &mut self,
         sa: &mut IkeSa,
@@ -344,8 +356,11 @@ impl Core {
         payloads: &[Payload],
     ) -> bool {
         if cookie2_of(payloads) != Some(check.cookie2.as_slice()) {
+            // "If the values do not match, the IKE_SA MUST be closed" (RFC 4555 § 3.7).
             self.stats.mobike_cookie2_mismatch += 1;
-            tracing::warn!(connection = %sa.connection, "the return routability check's answer does not echo our COOKIE2: not moving");
+            tracing::warn!(connection = %sa.connection, "the return routability check's answer does not echo our COOKIE2: closing the IKE SA");
+            self.abandon(sa, DeleteReason::Cookie2Mismatch);
+            return false;
         } else if via != check.path.pair {
             self.stats.mobike_updates_refused += 1;
             tracing::warn!(connection = %sa.connection, remote = %via.remote, "the return routability check was answered on another pair: not moving");
@@ -447,6 +462,11 @@ impl Core {
             tracing::warn!(connection = %sa.connection, "UPDATE_SA_ADDRESSES from the responder: ignored");
         } else if update {
             out.extend(self.update_requested(sa, pair, payloads));
+        }
+        if !update && has_notify(payloads, NotifyType::NAT_DETECTION_SOURCE_IP) {
+            // NAT detection in any INFORMATIONAL request is answered in kind, and nothing
+            // else follows from it (RFC 4555 § 3.8).
+            out.extend(nat_detection_payloads(sa.spi_i, sa.spi_r, pair));
         }
         if let Some(list) = list {
             self.stats.mobike_address_lists_received += 1;
