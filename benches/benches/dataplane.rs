@@ -635,7 +635,6 @@ impl Bench {
         must(sysctl(&self.dut, "net.ipv4.ip_forward", "1"));
         let params = TunnelParams {
             mobike: false,
-            return_routability: Default::default(),
             dpd_delay: Duration::ZERO,
             ..TunnelParams::default()
         };
