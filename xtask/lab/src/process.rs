@@ -90,10 +90,15 @@ impl Drop for Supervised {
     }
 }
 
-/// The last `lines` lines of a file, for error messages.
+/// The last `lines` lines of a file, for error messages. A backtrace an error report ends
+/// with (anyhow prints one when `RUST_BACKTRACE` is set, as under `cargo test`) is left
+/// out: the error's own lines come before it.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    let all: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Stack backtrace:"))
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
