@@ -4,6 +4,8 @@
 //! waits up to `daemon.dataplane_wait` for the gateway's readiness marker, then opens the
 //! maps. Under systemd (`Type=notify`) it sends `READY=1` once its IKE sockets are bound and
 //! the maps are open.
+//! It follows the host's links, addresses and routes over netlink, so that MOBIKE SAs move
+//! when an uplink or an address goes away or comes back.
 //! SIGHUP re-reads the file and keeps every SA; SIGTERM or SIGINT deletes the IKE SAs and
 //! exits. A configuration that does not load exits non-zero with
 //! `error: <file>:<line>: <key>: <reason>` (the line when it is known).
@@ -14,9 +16,10 @@ use anyhow::{Context, Result};
 use roamgate_control::config::ConfigError;
 use roamgate_control::daemon::config::{Loaded, load_full};
 use roamgate_control::daemon::signals::{SignalRequest, Signals};
-use roamgate_control::daemon::{ConfigLoader, Daemon};
+use roamgate_control::daemon::{ConfigLoader, Daemon, HostWatch};
 use roamgate_control::engine::{MemorySaSink, SaSink};
 use roamgate_control::pinned_sink::{OpenError, PinnedMapSink};
+use roamgate_gateway::netlink::{self, Change, ChangeEvents};
 
 /// Why the control process did not run.
 #[derive(Debug)]
@@ -42,6 +45,46 @@ impl Failure {
             Failure::Config(_) => 2,
             Failure::Other(_) => 1,
         }
+    }
+}
+
+/// The host's addresses as the kernel reports them: netlink notifications of link, address
+/// and route changes, and the addresses of the interfaces that are up with carrier.
+struct NetlinkHost {
+    events: Option<ChangeEvents>,
+}
+
+impl NetlinkHost {
+    fn open() -> NetlinkHost {
+        let events = ChangeEvents::open(&[Change::Links, Change::Addresses, Change::Routes])
+            .map_err(|e| {
+                tracing::warn!(
+                    error = %e,
+                    "no netlink notifications: local addresses are re-read every {:?}",
+                    roamgate_control::daemon::host::REREAD
+                )
+            })
+            .ok();
+        NetlinkHost { events }
+    }
+}
+
+impl HostWatch for NetlinkHost {
+    fn notifications(&self) -> Option<std::os::fd::RawFd> {
+        self.events.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
+    fn drain(&mut self) {
+        if let Some(e) = &self.events {
+            e.drain();
+        }
+    }
+
+    fn usable_addresses(&mut self) -> Vec<std::net::IpAddr> {
+        netlink::usable_addresses()
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect()
     }
 }
 
@@ -133,7 +176,8 @@ pub(crate) fn run(path: &Path, dataplane: bool) -> Result<(), Failure> {
     let daemon = Daemon::new(loader, sink)
         .context("starting the control daemon")
         .map_err(Failure::Other)?
-        .with_signals(signals);
+        .with_signals(signals)
+        .with_host_watch(Box::new(NetlinkHost::open()));
     tracing::info!(config = %path.display(), "control daemon running; SIGHUP reloads, SIGTERM stops");
     // The IKE sockets are bound (Daemon::new) and the data plane is open.
     crate::sd_notify::notify("READY=1\nSTATUS=IKE sockets bound");

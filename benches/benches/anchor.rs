@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use roamgate_benches::{median, write_results};
 use roamgate_lab::Lab;
-use roamgate_lab::scenario::{Fault, strongswan_failover, strongswan_throughput};
+use roamgate_lab::scenario::{Fault, Gateway, failover, strongswan_throughput};
 use roamgate_lab::topology::{Fabric, Options};
 
 fn main() -> Result<()> {
@@ -37,8 +37,9 @@ fn main() -> Result<()> {
         let mut gaps = Vec::new();
         for run in 0..runs {
             let lab = Lab::new(&format!("bench_anchor_failover_{fabric:?}_{run}"))?;
-            let r = strongswan_failover(
+            let r = failover(
                 &lab,
+                Gateway::StrongSwan,
                 Options { fabric, nat: false },
                 Fault::ClientUplinkDown,
                 Duration::from_secs(2),

@@ -1,7 +1,10 @@
 //! Just enough rtnetlink ([RFC 3549]) to mirror the kernel's forwarding decision: the route to
 //! an address (`RTM_GETROUTE`, as `ip route get` does: egress interface and gateway) and the
 //! neighbour table (`RTM_GETNEIGH` dump: IP → MAC per interface), plus an interface's MAC and
-//! MTU. Raw netlink over libc: a few fixed records, parsed with bounds checks.
+//! MTU; the host's addresses and which of them can carry traffic, and notifications when
+//! links, addresses or routes change ([`ChangeEvents`]: the gateway's address watcher and the
+//! control daemon's both use them). Raw netlink over libc: a few fixed records, parsed with
+//! bounds checks.
 //!
 //! [RFC 3549]: https://www.rfc-editor.org/rfc/rfc3549
 
@@ -400,21 +403,49 @@ pub fn link_info(ifindex: u32) -> io::Result<([u8; 6], u32)> {
     Ok((mac, mtu.max(0) as u32))
 }
 
-/// A route netlink socket subscribed to address changes (`RTMGRP_IPV4_IFADDR`,
-/// `RTMGRP_IPV6_IFADDR`): it only says that something changed; the caller re-reads.
+/// What a [`ChangeEvents`] socket hears about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Addresses added or removed (`RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV6_IFADDR`).
+    Addresses,
+    /// Links up, down, carrier lost or back (`RTMGRP_LINK`).
+    Links,
+    /// Routes added or removed (`RTMGRP_IPV4_ROUTE`, `RTMGRP_IPV6_ROUTE`).
+    Routes,
+}
+
+impl Change {
+    fn groups(self) -> u32 {
+        let g = match self {
+            Change::Addresses => libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR,
+            Change::Links => libc::RTMGRP_LINK,
+            Change::Routes => libc::RTMGRP_IPV4_ROUTE | libc::RTMGRP_IPV6_ROUTE,
+        };
+        g as u32
+    }
+}
+
+/// A route netlink socket subscribed to some kinds of [`Change`]: it only says that something
+/// changed; the caller re-reads. Its descriptor can be polled with others ([`AsRawFd`]).
 #[derive(Debug)]
-pub struct AddressEvents {
+pub struct ChangeEvents {
     fd: OwnedFd,
 }
 
-impl AddressEvents {
-    /// Subscribes, in the calling thread's network namespace.
-    pub fn open() -> io::Result<AddressEvents> {
+impl AsRawFd for ChangeEvents {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl ChangeEvents {
+    /// Subscribes to `changes`, in the calling thread's network namespace.
+    pub fn open(changes: &[Change]) -> io::Result<ChangeEvents> {
         let fd = route_socket(libc::SOCK_NONBLOCK)?;
         // SAFETY: sockaddr_nl is plain old data; zero is valid.
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as u16;
-        sa.nl_groups = (libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
+        sa.nl_groups = changes.iter().fold(0, |g, c| g | c.groups());
         // SAFETY: sa is a valid sockaddr_nl of the length given.
         let rc = unsafe {
             libc::bind(
@@ -426,7 +457,7 @@ impl AddressEvents {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(AddressEvents { fd })
+        Ok(ChangeEvents { fd })
     }
 
     /// Waits up to `timeout` for notifications and drains them; returns whether any came (an
@@ -442,6 +473,12 @@ impl AddressEvents {
         if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
             return false;
         }
+        self.drain()
+    }
+
+    /// Reads every pending notification without waiting; returns whether there was any (an
+    /// overrun of the socket's buffer counts as one: changes were lost, so re-read).
+    pub fn drain(&self) -> bool {
         let mut buf = [0u8; 8192];
         let mut any = false;
         loop {
@@ -479,6 +516,19 @@ pub fn addresses(name: &str) -> Vec<IpAddr> {
 /// Every IP address of every interface of the calling thread's namespace, with the
 /// interface's name: one `getifaddrs` call.
 pub fn interface_addresses() -> Vec<(String, IpAddr)> {
+    walk_addresses(|_| true)
+}
+
+/// The IP addresses that can carry traffic now, with their interface's name: those of the
+/// interfaces that are up and have carrier (`IFF_UP` and `IFF_RUNNING`). An interface whose
+/// cable is pulled keeps its addresses but loses `IFF_RUNNING`.
+pub fn usable_addresses() -> Vec<(String, IpAddr)> {
+    let want = (libc::IFF_UP | libc::IFF_RUNNING) as u32;
+    walk_addresses(|flags| flags & want == want)
+}
+
+/// The addresses of the interfaces whose flags pass `keep`.
+fn walk_addresses(keep: impl Fn(u32) -> bool) -> Vec<(String, IpAddr)> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: head is a valid out-pointer; the list is freed below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -490,7 +540,7 @@ pub fn interface_addresses() -> Vec<(String, IpAddr)> {
         // SAFETY: cur is a node of the list getifaddrs returned, alive until freeifaddrs.
         let ifa = unsafe { &*cur };
         cur = ifa.ifa_next;
-        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() || !keep(ifa.ifa_flags) {
             continue;
         }
         // SAFETY: ifa_addr points to a sockaddr whose family says its real type.
@@ -544,6 +594,7 @@ mod tests {
         assert_eq!(r.ifindex, 1);
         assert_eq!(ifname(1).as_deref(), Some("lo"));
         assert!(addresses("lo").contains(&"127.0.0.1".parse().unwrap()));
+        assert!(usable_addresses().contains(&("lo".into(), "127.0.0.1".parse().unwrap())));
         let (_, mtu) = link_info(1).unwrap();
         assert!(mtu >= 1500);
         nl.neighbours().unwrap();

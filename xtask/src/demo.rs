@@ -6,9 +6,10 @@
 //! between the road warrior's virtual IP and the LAN host, then ping and iperf3, the data
 //! plane's counters and the proof that no ESP reached the gateway's kernel.
 //!
-//! Part 2, the anchor a failover must beat: strongSwan at both ends, the road warrior's first
-//! uplink fails, the measured outage. (roamgate's own MOBIKE failover replaces this part when
-//! it lands.)
+//! Part 2, failovers: the same lab, traffic both ways at 1 ms, then a fault — the road
+//! warrior's first uplink goes down; roamgate's first WAN link loses carrier — through
+//! roamgate (MOBIKE moves the SAs in place) and, in the same run, through a strongSwan gateway
+//! (the anchor); the measured outages side by side.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,16 +17,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use roamgate_lab::Lab;
 use roamgate_lab::capture::{count_esp_in_kernel, esp_in_kernel};
-use roamgate_lab::process::Supervised;
-use roamgate_lab::roamgate::{
-    ControlConfig, dataplane_counters, gateway_toml, unpin, wait_gateway_ready,
-};
-use roamgate_lab::scenario::{Fault, strongswan_failover};
+use roamgate_lab::roamgate::{ControlConfig, RoamgateGateway};
+use roamgate_lab::scenario::{FailoverReport, Fault, Gateway, failover};
 use roamgate_lab::strongswan::{self, Charon, TunnelParams};
 use roamgate_lab::topology::{Options, RoadWarrior};
 use roamgate_lab::traffic::{self, ProbeConfig, ProbeStream};
-use roamgate_lab::{Lab, Netns};
 
 pub(crate) fn run() -> Result<()> {
     if roamgate_lab::require_root().is_err() {
@@ -37,7 +35,7 @@ pub(crate) fn run() -> Result<()> {
     crate::test::ensure_bpffs()?;
     let roamgate = build_roamgate()?;
     roamgate_gateway_part(&roamgate)?;
-    anchor_part()
+    failover_part(&roamgate)
 }
 
 /// Builds the `roamgate` binary and returns its path.
@@ -63,27 +61,6 @@ fn build_roamgate() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// A roamgate process in `ns` (see [`roamgate_lab::roamgate::spawn`]).
-fn spawn(lab: &Lab, ns: &Netns, name: &str, bin: &Path, args: &[&str]) -> Result<Supervised> {
-    Ok(roamgate_lab::roamgate::spawn(
-        ns,
-        name,
-        bin,
-        args,
-        lab.logs(),
-    )?)
-}
-
-/// `roamgate control`'s configuration: the lab's road-warrior gateway, its SAs going into the
-/// data plane's maps under `pins`.
-fn control_toml(pins: &Path, params: &TunnelParams, topo: &RoadWarrior, lan: &str) -> String {
-    let addrs: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
-    let mut config = ControlConfig::road_warrior_gateway(params, &addrs, lan);
-    config.daemon.bpf_pin_dir = Some(pins.display().to_string());
-    config.daemon.log_level = Some("info".into());
-    config.render()
-}
-
 fn roamgate_gateway_part(bin: &Path) -> Result<()> {
     let lab = Lab::new("demo_roamgate")?;
     println!(
@@ -92,39 +69,20 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
     let topo = RoadWarrior::build(Options::default())?;
     // Hosts behind real NICs send complete checksums; veth leaves them to "hardware".
     topo.lan.ns.exec("ethtool", &["-K", "eth0", "tx", "off"])?;
-    let pins = PathBuf::from(format!("/sys/fs/bpf/roamgate-demo-{}", std::process::id()));
     let params = TunnelParams::default();
     let lan = topo.gw.lan.clone().context("the gateway has a LAN")?;
-    let gateway_conf = lab.write_log("gateway.toml", &gateway_toml(&pins))?;
-    let control_conf = lab.write_log(
-        "control.toml",
-        &control_toml(&pins, &params, &topo, &lan.prefix_v4),
-    )?;
-    count_esp_in_kernel(&topo.gw.ns)?;
-    let gateway_conf = gateway_conf.to_string_lossy().into_owned();
-    let control_conf = control_conf.to_string_lossy().into_owned();
-    let mut gateway = spawn(
-        &lab,
-        &topo.gw.ns,
-        "roamgate-gateway",
-        bin,
-        &["gateway", "--config", &gateway_conf],
-    )?;
-    // Every map pinned and the workers running: the gateway pins its readiness marker last.
-    wait_gateway_ready(&pins, Duration::from_secs(20), &mut gateway)?;
-    println!("demo: roamgate gateway up: {gateway_conf}");
-    let mut control = spawn(
-        &lab,
-        &topo.gw.ns,
-        "roamgate-control",
-        bin,
-        &["control", "--config", &control_conf],
-    )?;
-    std::thread::sleep(Duration::from_millis(500));
-    control.check_running()?;
-    println!("demo: roamgate control up: {control_conf}");
-
     let gw_addrs: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
+    count_esp_in_kernel(&topo.gw.ns)?;
+    let mut gateway = RoamgateGateway::start(
+        &lab,
+        &topo.gw.ns,
+        bin,
+        ControlConfig::road_warrior_gateway(&params, &gw_addrs, &lan.prefix_v4),
+    )?;
+    println!(
+        "demo: roamgate gateway and control up: {}",
+        lab.logs().join("gateway.toml").display()
+    );
     let rw = Charon::start(
         &lab,
         &topo.rw.ns,
@@ -176,7 +134,8 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
         "demo: iperf3 TCP road warrior → LAN: {:.0} Mbit/s (bounded by the road warrior's userspace ESP)",
         tcp.bits_per_second / 1e6
     );
-    let counters = dataplane_counters(bin, &pins)?;
+    gateway.check_running()?;
+    let counters = gateway.counters()?;
     let esp = esp_in_kernel(&topo.gw.ns)?;
     println!(
         "demo: roamgate data plane: {} ESP packets decapsulated, {} encapsulated; ESP that reached the gateway's kernel: {} raw, {} in UDP",
@@ -188,49 +147,65 @@ fn roamgate_gateway_part(bin: &Path) -> Result<()> {
     println!("demo: logs and configs in {}", lab.logs().display());
     let lost = up.lost + down.lost;
     drop(rw);
-    control.stop(Duration::from_secs(5));
-    gateway.stop(Duration::from_secs(5));
-    unpin(bin, &pins)?;
+    gateway.stop()?;
     if up.received == 0 || down.received == 0 || lost > (up.sent + down.sent) / 100 {
         bail!("traffic through roamgate did not flow: {lost} probes lost; see the logs above");
     }
     Ok(())
 }
 
-fn anchor_part() -> Result<()> {
-    let lab = Lab::new("demo")?;
+fn failover_part(bin: &Path) -> Result<()> {
     println!(
-        "\ndemo, part 2 (the anchor): strongSwan 5.9.8 at both ends (kernel-libipsec), MOBIKE on, DPD 2 s"
+        "\ndemo, part 2: failovers, traffic both ways at 1 ms; through roamgate, then through a strongSwan 5.9.8 gateway (the anchor, kernel-libipsec, MOBIKE on, DPD 2 s) in the same run"
     );
-    println!(
-        "demo: traffic both ways at 1 ms; after 3 s the road warrior's first uplink goes down"
-    );
-    let report = strongswan_failover(
-        &lab,
-        Options::default(),
-        Fault::ClientUplinkDown,
-        Duration::from_secs(3),
-        Duration::from_secs(5),
-    )?;
-    println!("\n{report}\n");
-    println!(
-        "demo: outage {:.1} ms; traffic {}",
-        report.outage().as_secs_f64() * 1e3,
-        if report.recovered() {
-            "recovered"
-        } else {
-            "did NOT recover"
+    let mut rows = Vec::new();
+    for (name, fault) in [
+        ("client_uplink", Fault::ClientUplinkDown),
+        ("gateway_carrier", Fault::GatewayCarrierLoss),
+    ] {
+        let mut measured: Vec<FailoverReport> = Vec::new();
+        for gateway in [Gateway::Roamgate(bin), Gateway::StrongSwan] {
+            let lab = Lab::new(&format!("demo_{name}_{gateway}"))?;
+            println!("demo: {gateway} gateway: after 3 s, {fault}");
+            let report = failover(
+                &lab,
+                gateway,
+                Options::default(),
+                fault,
+                Duration::from_secs(3),
+                Duration::from_secs(5),
+            )?;
+            println!("\n{report}\nlogs: {}\n", lab.logs().display());
+            measured.push(report);
         }
-    );
-    println!(
-        "demo: logs and generated configs in {}",
-        lab.logs().display()
-    );
-    println!(
-        "demo: metrics: none yet — roamgate's Prometheus /metrics is the next step; MOBIKE failover through roamgate replaces this anchor when it lands"
-    );
-    if !report.recovered() {
-        bail!("the failover did not recover; see the logs above");
+        rows.push((fault, measured));
+    }
+    println!("demo: measured outages (longest gap of the two directions)");
+    println!("| fault | roamgate | strongSwan gateway |");
+    println!("|---|---|---|");
+    let cell = |r: &FailoverReport| {
+        format!(
+            "{:.1} ms{}",
+            r.outage().as_secs_f64() * 1e3,
+            if r.recovered() {
+                ""
+            } else {
+                ", never recovered"
+            }
+        )
+    };
+    for (fault, measured) in &rows {
+        println!(
+            "| {fault} | {} | {} |",
+            cell(&measured[0]),
+            cell(&measured[1])
+        );
+    }
+    println!("demo: metrics: none yet — roamgate's Prometheus /metrics is the next step");
+    for (fault, measured) in &rows {
+        if !measured[0].recovered() {
+            bail!("traffic through roamgate did not recover from \"{fault}\"; see the logs above");
+        }
     }
     Ok(())
 }

@@ -5,9 +5,12 @@
 //! [`Daemon::run`] is the whole process in the foreground: it owns the [`Engine`], applies its
 //! [`SaEvent`]s to an [`SaSink`] (the data plane), logs its [`Event`]s, reloads the
 //! configuration on SIGHUP (or [`DaemonHandle::reload`]) without touching an established SA,
-//! and on SIGTERM/SIGINT (or [`DaemonHandle::stop`]) deletes its IKE SAs and returns.
+//! and on SIGTERM/SIGINT (or [`DaemonHandle::stop`]) deletes its IKE SAs and returns. With a
+//! [`HostWatch`] it follows the host's links and addresses and gives the engine every change
+//! ([`host`]).
 
 pub mod config;
+pub mod host;
 pub mod signals;
 pub mod udp;
 
@@ -22,6 +25,7 @@ use crate::engine::{
     CommandError, Engine, EngineConfig, EngineStats, Event, IkeSaHandle, IkeSaInfo, SaEvent,
     SaSink, SaSinkError,
 };
+pub use host::HostWatch;
 use signals::{SignalRequest, Signals, wait_readable};
 use udp::IkeSocket;
 
@@ -232,6 +236,7 @@ pub struct Daemon {
     loader: ConfigLoader,
     settings: DaemonSettings,
     signals: Option<Signals>,
+    host: Option<host::Follower>,
     shared: Arc<Shared>,
     events: VecDeque<Event>,
     reloads: (u64, u64),
@@ -282,6 +287,7 @@ impl Daemon {
             loader,
             settings,
             signals: None,
+            host: None,
             shared: Arc::new(Shared {
                 wake,
                 requests: Mutex::new(VecDeque::new()),
@@ -301,6 +307,14 @@ impl Daemon {
         self
     }
 
+    /// Also follow the host's addresses through `watch`: the engine starts with the addresses
+    /// usable now and hears of every change (without one it uses the configured
+    /// `local_addrs` as they are).
+    pub fn with_host_watch(mut self, watch: Box<dyn HostWatch>) -> Daemon {
+        self.host = Some(host::Follower::new(watch, Instant::now()));
+        self
+    }
+
     /// A handle to control the daemon from another thread.
     pub fn handle(&self) -> DaemonHandle {
         DaemonHandle {
@@ -310,6 +324,7 @@ impl Daemon {
 
     /// Runs until stopped.
     pub fn run(mut self) -> Result<(), DaemonError> {
+        self.follow_host(Instant::now());
         for result in self.engine.start(Instant::now()) {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "start_action = start: cannot initiate");
@@ -328,10 +343,15 @@ impl Daemon {
             if let Some(s) = &self.signals {
                 fds.push(s.as_raw_fd());
             }
-            let timeout = self
-                .engine
-                .poll_timeout()
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let host_fd = self.host.as_ref().and_then(host::Follower::fd);
+            if let Some(fd) = host_fd {
+                fds.push(fd);
+            }
+            let deadline = match (self.engine.poll_timeout(), &self.host) {
+                (Some(e), Some(h)) => Some(e.min(h.deadline())),
+                (e, h) => e.or(h.as_ref().map(host::Follower::deadline)),
+            };
+            let timeout = deadline.map(|t| t.saturating_duration_since(Instant::now()));
             let ready = wait_readable(&fds, timeout).map_err(|source| DaemonError::Io {
                 what: "waiting for datagrams",
                 source,
@@ -340,6 +360,13 @@ impl Daemon {
             for i in readable {
                 self.receive(i);
             }
+            if let Some(h) = &mut self.host
+                && host_fd.is_some()
+                && ready[fds.len() - 1]
+            {
+                h.notified(Instant::now());
+            }
+            self.follow_host(Instant::now());
             let mut signalled = Vec::new();
             if let Some(signals) = &self.signals {
                 while let Some(request) = signals.next().map_err(|source| DaemonError::Io {
@@ -417,6 +444,15 @@ impl Daemon {
                 self.engine.handle_timeout(now);
             }
         }
+    }
+
+    /// Gives the engine the host's addresses when they changed.
+    fn follow_host(&mut self, now: Instant) {
+        let Some(addresses) = self.host.as_mut().and_then(|h| h.poll(now)) else {
+            return;
+        };
+        tracing::info!(addresses = ?addresses, "usable local addresses");
+        self.engine.set_local_addresses(now, &addresses);
     }
 
     fn receive(&mut self, index: usize) {
@@ -572,6 +608,16 @@ fn log_event(e: &Event) {
             %remote,
             peer = ?peer_id,
             "IKE SA established"
+        ),
+        Event::PathUpdated {
+            handle,
+            local,
+            remote,
+        } => tracing::info!(
+            ike_sa = handle.0,
+            %local,
+            %remote,
+            "IKE SA and its CHILD_SAs moved"
         ),
         other => tracing::info!(event = ?other, "IKE event"),
     }

@@ -212,8 +212,10 @@ impl Paths {
 
 /// An IKE SA's local address set: the connection's specific `configured` addresses (all
 /// of them, in their order, while the host's addresses are unknown; those the host has,
-/// once known), or every address of the `host` for a connection with none (`%any`). The
-/// address in use, `current`, stands in while nothing better is known.
+/// once known), or, for a connection with none (`%any`), every address of the `host` of the
+/// same [`Scope`] as the address in use, `current` (a loopback or link-local address is no
+/// use to a peer reached over a global one). `current` stands in while nothing better is
+/// known.
 pub(super) fn local_set(
     configured: &[IpAddr],
     host: Option<&[IpAddr]>,
@@ -227,8 +229,35 @@ pub(super) fn local_set(
     match (host, specific.is_empty()) {
         (None, true) => vec![current],
         (None, false) => specific,
-        (Some(host), true) => host.to_vec(),
+        (Some(host), true) => host
+            .iter()
+            .copied()
+            .filter(|a| Scope::of(a) == Scope::of(&current))
+            .collect(),
         (Some(host), false) => specific.into_iter().filter(|a| host.contains(a)).collect(),
+    }
+}
+
+/// How far an address reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The host itself (127.0.0.0/8, ::1).
+    Host,
+    /// The link (169.254.0.0/16, fe80::/10).
+    Link,
+    /// Beyond the link.
+    Global,
+}
+
+impl Scope {
+    fn of(a: &IpAddr) -> Scope {
+        match a {
+            IpAddr::V4(v4) if v4.is_loopback() => Scope::Host,
+            IpAddr::V4(v4) if v4.is_link_local() => Scope::Link,
+            IpAddr::V6(v6) if v6.is_loopback() => Scope::Host,
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => Scope::Link,
+            _ => Scope::Global,
+        }
     }
 }
 
@@ -338,5 +367,11 @@ mod tests {
         assert_eq!(local_set(&[], Some(&[c, b]), a), [c, b]);
         assert_eq!(local_set(&[b, a], Some(&[a, c]), a), [a]);
         assert_eq!(local_set(&[b], Some(&[]), b), Vec::<IpAddr>::new());
+        // `%any` takes the host's addresses of the scope in use only.
+        let (lo, ll) = (ip("127.0.0.1"), ip("fe80::1"));
+        assert_eq!(local_set(&[], Some(&[lo, c, ll, b]), a), [c, b]);
+        assert_eq!(local_set(&[], Some(&[lo, c, ll, b]), lo), [lo]);
+        // A configured loopback address stays.
+        assert_eq!(local_set(&[lo], Some(&[lo, c]), lo), [lo]);
     }
 }

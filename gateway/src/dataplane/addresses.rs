@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use roamgate_ebpf::LocalAddrs;
 
 use super::{Shared, is_link_local};
-use crate::netlink::{self, AddressEvents};
+use crate::netlink::{self, Change, ChangeEvents};
 
 /// How often the addresses are re-read with no notification.
 const REREAD: Duration = Duration::from_secs(2);
@@ -63,7 +63,7 @@ pub(crate) fn follow(pin_dir: &Path, steered: &Steered, shared: &Shared) {
             return;
         }
     };
-    let events = AddressEvents::open()
+    let events = ChangeEvents::open(&[Change::Addresses])
         .map_err(|e| {
             tracing::warn!(
                 "no netlink address notifications ({e}): addresses are re-read every {REREAD:?}"

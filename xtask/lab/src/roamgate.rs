@@ -1,6 +1,7 @@
 //! roamgate's own configuration files for lab tests and the demo, written from typed values
 //! (serde + toml), so every test and the demo speak the format docs/config.md and
-//! docs/gateway.md describe, and none of them hand-writes TOML.
+//! docs/gateway.md describe, and none of them hand-writes TOML; and [`RoamgateGateway`], the
+//! two roamgate processes of a lab gateway started the way an operator starts them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::lab::Lab;
 use crate::netns::Netns;
 use crate::process::Supervised;
 
@@ -274,6 +276,107 @@ pub fn gateway_toml(pin_dir: &Path) -> String {
          [[interface]]\nname = \"lan\"\nrole = \"lan\"\n",
         pin_dir.display()
     )
+}
+
+/// A roamgate gateway in a lab host: `roamgate gateway` (the XDP data plane on `wan1`, `wan2`
+/// and `lan`, [`gateway_toml`]) and then `roamgate control` with a configuration whose SAs go
+/// into the data plane's maps. Both logs and both configuration files are in the lab's log
+/// directory. Dropping it stops both processes and removes the pinned maps.
+#[derive(Debug)]
+pub struct RoamgateGateway {
+    gateway: Supervised,
+    control: Supervised,
+    bin: PathBuf,
+    pins: PathBuf,
+}
+
+impl RoamgateGateway {
+    /// Starts both processes in `ns` from the `roamgate` binary `bin`; `control` is the
+    /// control process's configuration (its `daemon.bpf_pin_dir` is set here, its log level
+    /// to `info` unless given). Returns once the data plane is ready and the control process
+    /// runs.
+    pub fn start(
+        lab: &Lab,
+        ns: &Netns,
+        bin: &Path,
+        mut control: ControlConfig,
+    ) -> crate::Result<RoamgateGateway> {
+        let pins = PathBuf::from(format!(
+            "/sys/fs/bpf/roamgate-{}-{}",
+            lab.name(),
+            std::process::id()
+        ));
+        control.daemon.bpf_pin_dir = Some(pins.display().to_string());
+        control
+            .daemon
+            .log_level
+            .get_or_insert_with(|| "info".into());
+        let gateway_conf = lab.write_log("gateway.toml", &gateway_toml(&pins))?;
+        let control_conf = lab.write_log("control.toml", &control.render())?;
+        let mut gateway = spawn(
+            ns,
+            "roamgate-gateway",
+            bin,
+            &["gateway", "--config", &gateway_conf.to_string_lossy()],
+            lab.logs(),
+        )?;
+        // Every map pinned and the workers running: the gateway pins its marker last.
+        wait_gateway_ready(&pins, Duration::from_secs(20), &mut gateway)?;
+        let mut control = spawn(
+            ns,
+            "roamgate-control",
+            bin,
+            &["control", "--config", &control_conf.to_string_lossy()],
+            lab.logs(),
+        )?;
+        std::thread::sleep(Duration::from_millis(500));
+        control.check_running()?;
+        Ok(RoamgateGateway {
+            gateway,
+            control,
+            bin: bin.to_path_buf(),
+            pins,
+        })
+    }
+
+    /// Where the data plane's maps are pinned.
+    pub fn pins(&self) -> &Path {
+        &self.pins
+    }
+
+    /// The data plane's worker counters ([`dataplane_counters`]).
+    pub fn counters(&self) -> crate::Result<BTreeMap<String, u64>> {
+        dataplane_counters(&self.bin, &self.pins)
+    }
+
+    /// Fails, with the tail of its log, if either process has exited.
+    pub fn check_running(&mut self) -> crate::Result<()> {
+        self.gateway.check_running()?;
+        self.control.check_running()
+    }
+
+    /// Stops the control process (it deletes its IKE SAs), then the data plane, and removes
+    /// the pinned maps.
+    pub fn stop(mut self) -> crate::Result<()> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> crate::Result<()> {
+        self.control.stop(Duration::from_secs(5));
+        self.gateway.stop(Duration::from_secs(5));
+        if self.pins.exists() {
+            unpin(&self.bin, &self.pins)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RoamgateGateway {
+    fn drop(&mut self) {
+        if let Err(e) = self.shut_down() {
+            tracing::warn!("stopping the roamgate gateway: {e}");
+        }
+    }
 }
 
 /// The name of the readiness marker `roamgate gateway` pins in its pin directory, last, once

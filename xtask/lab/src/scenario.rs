@@ -1,14 +1,17 @@
 //! Ready-made scenarios shared by the tests, the benchmarks and the demo.
 //!
-//! [`strongswan_failover`] is the anchor every later failover must beat: strongSwan at both
-//! ends of topology (a), (c) or (d), live traffic both ways, one fault, the measured outage.
+//! [`failover`]: a strongSwan road warrior, a gateway (strongSwan — the anchor every
+//! roamgate failover is measured against — or roamgate), a LAN host; topology (a), (c) or
+//! (d), live traffic both ways, one fault, the measured outage.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{LabError, Result};
 use crate::faults::{self, Side, SilentCut};
 use crate::lab::Lab;
+use crate::roamgate::{ControlConfig, RoamgateGateway};
 use crate::strongswan::{self, Charon, TunnelParams};
 use crate::topology::{Options, RoadWarrior};
 use crate::traffic::{ProbeConfig, ProbeReport, ProbeStream};
@@ -38,9 +41,29 @@ impl std::fmt::Display for Fault {
     }
 }
 
+/// The gateway between the road warrior and the LAN host.
+#[derive(Debug, Clone, Copy)]
+pub enum Gateway<'a> {
+    /// strongSwan 5.9.8 (kernel-libipsec), MOBIKE on: the anchor.
+    StrongSwan,
+    /// roamgate: `roamgate gateway` and `roamgate control`, from the `roamgate` binary given.
+    Roamgate(&'a Path),
+}
+
+impl std::fmt::Display for Gateway<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Gateway::StrongSwan => "strongSwan",
+            Gateway::Roamgate(_) => "roamgate",
+        })
+    }
+}
+
 /// What a failover scenario measured.
 #[derive(Debug, Clone)]
 pub struct FailoverReport {
+    /// Which gateway: `strongSwan` or `roamgate`.
+    pub gateway: String,
     /// The fault injected.
     pub fault: Fault,
     /// The topology's options.
@@ -74,7 +97,8 @@ impl std::fmt::Display for FailoverReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "fault: {} ({:?} fabric{})",
+            "gateway: {}; fault: {} ({:?} fabric{})",
+            self.gateway,
             self.fault,
             self.options.fabric,
             if self.options.nat {
@@ -107,10 +131,18 @@ fn path_of(charon: &Charon, ike: &str) -> String {
     }
 }
 
-/// strongSwan road warrior ↔ strongSwan gateway ↔ LAN host; traffic both ways at 1 ms; after
-/// `before`, `fault`; the streams run on for `after`.
-pub fn strongswan_failover(
+/// A running gateway of either kind; dropped at the end of the scenario.
+enum Running {
+    StrongSwan(Charon),
+    Roamgate(RoamgateGateway),
+}
+
+/// strongSwan road warrior ↔ `gateway` ↔ LAN host; traffic both ways at 1 ms; after `before`,
+/// `fault`; the streams run on for `after`. The road warrior's path at the end and both
+/// streams' losses and gaps are in the report (and in `report.txt` among the lab's logs).
+pub fn failover(
     lab: &Lab,
+    gateway: Gateway<'_>,
     options: Options,
     fault: Fault,
     before: Duration,
@@ -124,13 +156,26 @@ pub fn strongswan_failover(
         .lan
         .clone()
         .ok_or_else(|| LabError::Usage("the gateway has no LAN".into()))?;
-    let gw_conf = strongswan::road_warrior_gateway(&params, &gw_addrs, &lan_side.prefix_v4);
+    let mut running = match gateway {
+        Gateway::StrongSwan => {
+            let conf = strongswan::road_warrior_gateway(&params, &gw_addrs, &lan_side.prefix_v4);
+            Running::StrongSwan(Charon::start(lab, &topo.gw.ns, "gw", &conf)?)
+        }
+        Gateway::Roamgate(bin) => {
+            // Hosts behind real NICs send complete checksums; veth leaves them to "hardware",
+            // and the data plane does not complete them.
+            topo.lan.ns.exec("ethtool", &["-K", "eth0", "tx", "off"])?;
+            let conf = ControlConfig::road_warrior_gateway(&params, &gw_addrs, &lan_side.prefix_v4);
+            Running::Roamgate(RoamgateGateway::start(lab, &topo.gw.ns, bin, conf)?)
+        }
+    };
     let rw_conf = strongswan::road_warrior_client(&params, &gw_addrs, &lan_side.prefix_v4);
-    let gw = Charon::start(lab, &topo.gw.ns, "gw", &gw_conf)?;
     let rw = Charon::start(lab, &topo.rw.ns, "rw", &rw_conf)?;
     rw.initiate("home", "lan")?;
     let sa = rw.wait_established("home", "lan", Duration::from_secs(20))?;
-    gw.wait_established("rw", "lan", Duration::from_secs(20))?;
+    if let Running::StrongSwan(gw) = &running {
+        gw.wait_established("rw", "lan", Duration::from_secs(20))?;
+    }
     let vip = sa
         .local_vips
         .first()
@@ -171,7 +216,11 @@ pub fn strongswan_failover(
     };
     let upstream = upstream.finish();
     let downstream = downstream.finish();
+    if let Running::Roamgate(gw) = &mut running {
+        gw.check_running()?;
+    }
     let report = FailoverReport {
+        gateway: gateway.to_string(),
         fault,
         options,
         upstream,
@@ -181,6 +230,8 @@ pub fn strongswan_failover(
         tolerance: Duration::from_millis(500),
     };
     lab.write_log("report.txt", &report.to_string())?;
+    drop(rw);
+    drop(running);
     Ok(report)
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use roamgate_lab::Lab;
-use roamgate_lab::scenario::{Fault, strongswan_failover};
+use roamgate_lab::scenario::{Fault, Gateway, failover};
 use roamgate_lab::topology::{Fabric, Options};
 
 const BEFORE: Duration = Duration::from_secs(2);
@@ -16,8 +16,8 @@ fn run(
     after: Duration,
 ) -> roamgate_lab::scenario::FailoverReport {
     let lab = Lab::new(name).unwrap();
-    let report =
-        strongswan_failover(&lab, options, fault, BEFORE, after).unwrap_or_else(|e| panic!("{e}"));
+    let report = failover(&lab, Gateway::StrongSwan, options, fault, BEFORE, after)
+        .unwrap_or_else(|e| panic!("{e}"));
     println!("{report}\nlogs: {}", lab.logs().display());
     // The measurement is real only if traffic flowed both ways before the fault.
     assert!(report.upstream.received > 1000, "{report}");
