@@ -12,8 +12,7 @@
 //! (the anchor); the measured outages side by side.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -33,32 +32,10 @@ pub(crate) fn run() -> Result<()> {
     }
     crate::deps::run(false)?;
     crate::test::ensure_bpffs()?;
-    let roamgate = build_roamgate()?;
+    println!("demo: building roamgate");
+    let roamgate = roamgate_lab::roamgate::release_binary()?;
     roamgate_gateway_part(&roamgate)?;
     failover_part(&roamgate)
-}
-
-/// Builds the `roamgate` binary and returns its path.
-fn build_roamgate() -> Result<PathBuf> {
-    println!("demo: building roamgate");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release", "--package", "roamgate"])
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("`cargo build --release --package roamgate` failed ({status})");
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask lives in the workspace")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let bin = target.join("release/roamgate");
-    if !bin.exists() {
-        bail!("{} was not built", bin.display());
-    }
-    Ok(bin)
 }
 
 fn roamgate_gateway_part(bin: &Path) -> Result<()> {

@@ -99,6 +99,7 @@ pub mod auth;
 pub mod config;
 mod exchange;
 mod ike_sa;
+pub mod keylog;
 pub mod nat;
 pub mod negotiate;
 pub mod path;
@@ -352,6 +353,8 @@ pub(in crate::engine) struct Core {
     /// The host's addresses, most preferred first, as the daemon last reported them
     /// ([`Engine::set_local_addresses`]); `None` until it does.
     host_addresses: Option<Vec<IpAddr>>,
+    /// Where every IKE SA's keys go for a dissector ([`Engine::set_key_log`]); `None`.
+    key_log: Option<Box<dyn keylog::KeyLog>>,
     /// IKE SAs created by a handler (a new half-open SA, a rekeyed IKE SA's predecessor),
     /// for the table.
     adopted: Vec<IkeSa>,
@@ -412,6 +415,7 @@ impl Engine {
             pools,
             wall_clock: None,
             host_addresses: None,
+            key_log: None,
             adopted: Vec::new(),
             deferred: VecDeque::new(),
         };
@@ -488,6 +492,13 @@ impl Engine {
         }
         self.core.host_addresses = Some(host);
         self.settle(now);
+    }
+
+    /// Hands the keys of every IKE SA set up or rekeyed from now on to `key_log`, for a
+    /// dissector to read captures of its protected messages ([`keylog`]). For debugging and
+    /// tests only: whoever holds those keys reads and forges the SA's IKE messages.
+    pub fn set_key_log(&mut self, key_log: Option<Box<dyn keylog::KeyLog>>) {
+        self.core.key_log = key_log;
     }
 
     /// The counters.

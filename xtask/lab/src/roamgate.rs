@@ -379,6 +379,36 @@ impl Drop for RoamgateGateway {
     }
 }
 
+/// Builds the `roamgate` binary with the release profile (`cargo build --release -p roamgate`,
+/// with the cargo that runs us) and returns its path under the target directory, for the demo
+/// and the benchmarks (tests use `CARGO_BIN_EXE_roamgate`).
+pub fn release_binary() -> crate::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::cmd::run(
+        &cargo,
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "--locked",
+            "--package",
+            "roamgate",
+        ],
+    )?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let bin = target.join("release/roamgate");
+    if !bin.exists() {
+        return Err(crate::LabError::Usage(format!(
+            "`cargo build --release -p roamgate` left no {}",
+            bin.display()
+        )));
+    }
+    Ok(bin)
+}
+
 /// The name of the readiness marker `roamgate gateway` pins in its pin directory, last, once
 /// every map is pinned and its workers run (`roamgate_ebpf::abi::maps::GATEWAY_READY`; the
 /// lab does not link the data plane, so it knows the name only).

@@ -848,7 +848,15 @@ impl Core {
         };
         let Some(keys) = IkeKeys::derive(suite, seed, ni, nr, spi_i, spi_r)
             .ok()
-            .and_then(|k| key_state(&alg, k, initiator))
+            .and_then(|k| {
+                key_state(
+                    &alg,
+                    k,
+                    initiator,
+                    (spi_i, spi_r),
+                    self.key_log.as_deref_mut().map(|l| l as &mut dyn KeyLog),
+                )
+            })
         else {
             return false;
         };

@@ -960,9 +960,9 @@ pub(in crate::engine) mod tests {
             &Secret::from_slice(&[0x33; 32]),
             &NI,
             &NR,
-            1,
-            2,
+            (1, 2),
             initiator,
+            None,
         )
         .unwrap();
         IkeSa {

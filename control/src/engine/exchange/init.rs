@@ -233,9 +233,9 @@ impl Core {
             &shared,
             &attempt.ni,
             &nr.data,
-            sa.spi_i,
-            sa.spi_r,
+            (sa.spi_i, sa.spi_r),
             true,
+            self.key_log.as_deref_mut().map(|l| l as &mut dyn KeyLog),
         ) else {
             self.fail(sa, FailureReason::Protocol("key derivation"));
             return false;
@@ -385,7 +385,15 @@ impl Core {
         sa.peer_hashes = peer_hash_algorithms(&msg.payloads);
         sa.fragmentation =
             c.fragmentation && has_notify(&msg.payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED);
-        let Some(keys) = derive_keys(&alg, &shared, &ni.data, &nr, sa.spi_i, spi_r, false) else {
+        let Some(keys) = derive_keys(
+            &alg,
+            &shared,
+            &ni.data,
+            &nr,
+            (sa.spi_i, spi_r),
+            false,
+            self.key_log.as_deref_mut().map(|l| l as &mut dyn KeyLog),
+        ) else {
             self.stats.drop_invalid_init += 1;
             return;
         };

@@ -19,6 +19,7 @@ use super::ike_sa::{
     CachedResponse, ChildProposal, ChildRekey, ChildSa, Exchange, IkeKeyState, IkeSa, InitAttempt,
     InitTranscript, Pending, State,
 };
+use super::keylog::{IkeSaKeys, KeyLog};
 use super::nat::{cookie, nat_detection_payloads, nat_found};
 use super::negotiate::{
     EspAlgorithms, IkeAlgorithms, check_esp_answer, check_ike_answer, esp_answer, ike_answer,
@@ -342,7 +343,26 @@ fn notify(ty: NotifyType) -> Payload {
     Payload::Notify(Notify::new(ty, Vec::new()))
 }
 
-fn key_state(alg: &IkeAlgorithms, keys: IkeKeys, initiator: bool) -> Option<IkeKeyState> {
+/// The IKE SA's cipher state from its keys; the keys go to the `key_log` first, if any.
+fn key_state(
+    alg: &IkeAlgorithms,
+    keys: IkeKeys,
+    initiator: bool,
+    (spi_i, spi_r): (u64, u64),
+    key_log: Option<&mut dyn KeyLog>,
+) -> Option<IkeKeyState> {
+    if let Some(log) = key_log {
+        log.ike_sa_keys(&IkeSaKeys {
+            spi_i,
+            spi_r,
+            encr: alg.encr,
+            integ: alg.integ,
+            sk_ei: keys.sk_ei.expose(),
+            sk_er: keys.sk_er.expose(),
+            sk_ai: keys.sk_ai.expose(),
+            sk_ar: keys.sk_ar.expose(),
+        });
+    }
     let ci =
         crate::crypto::sk::SkCipher::new(alg.encr, alg.integ, &keys.sk_ei, &keys.sk_ai).ok()?;
     let cr =
@@ -363,9 +383,9 @@ fn derive_keys(
     shared: &Secret,
     ni: &[u8],
     nr: &[u8],
-    spi_i: u64,
-    spi_r: u64,
+    (spi_i, spi_r): (u64, u64),
     initiator: bool,
+    key_log: Option<&mut dyn KeyLog>,
 ) -> Option<IkeKeyState> {
     let suite = IkeSuite {
         prf: alg.prf,
@@ -374,7 +394,7 @@ fn derive_keys(
     };
     let seed = skeyseed(alg.prf, ni, nr, shared);
     let keys = IkeKeys::derive(suite, seed, ni, nr, spi_i, spi_r).ok()?;
-    key_state(alg, keys, initiator)
+    key_state(alg, keys, initiator, (spi_i, spi_r), key_log)
 }
 
 fn split_keys(spi: u32, material: &Secret, integ: &Secret, aead: bool) -> SaKeys {
