@@ -1,14 +1,18 @@
 //! MOBIKE (RFC 4555) between two engines, both multihomed: the address lists of IKE_AUTH,
 //! the initiator's path check and UPDATE_SA_ADDRESSES when its address goes away, the
 //! responder's return routability check of an address it was not told about, a replayed
-//! UPDATE_SA_ADDRESSES from a spoofed source, and `mobike = false`.
+//! UPDATE_SA_ADDRESSES from a spoofed source, and `mobike = false`; and tshark, with both
+//! engines' keys, decrypting and dissecting every MOBIKE message they send.
 
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use roamgate_control::engine::keylog::{IkeSaKeys, KeyLog};
 use roamgate_control::engine::{Event, NATT_PORT, ReturnRoutability};
+use roamgate_lab::pcap;
 use support::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -26,6 +30,31 @@ fn natt(ip: IpAddr) -> SocketAddr {
 /// announces the second; without, its connection takes any address (`%any`) and its host
 /// has only the first until [`lose_first_uplink`].
 fn multihomed(seed: u64, announce_second: bool, policy: ReturnRoutability) -> Sim {
+    multihomed_with_keys(seed, announce_second, policy, None)
+}
+
+/// Every IKE SA's keys, as records of Wireshark's decryption table.
+#[derive(Clone, Default)]
+struct Records(Arc<Mutex<Vec<String>>>);
+
+impl KeyLog for Records {
+    fn ike_sa_keys(&mut self, keys: &IkeSaKeys<'_>) {
+        // Both ends derive the same keys: one record each.
+        let record = keys.wireshark_record();
+        let mut records = self.0.lock().unwrap();
+        if !records.contains(&record) {
+            records.push(record);
+        }
+    }
+}
+
+/// [`multihomed`], both engines' keys going to `keys`.
+fn multihomed_with_keys(
+    seed: u64,
+    announce_second: bool,
+    policy: ReturnRoutability,
+    keys: Option<&Records>,
+) -> Sim {
     let (mut i, mut r) = pair_configs();
     i.connections[0].mobike = true;
     i.connections[0].local_addrs = if announce_second {
@@ -37,6 +66,11 @@ fn multihomed(seed: u64, announce_second: bool, policy: ReturnRoutability) -> Si
     r.connections[0].local_addrs = vec![RESPONDER, RESPONDER_2];
     r.connections[0].return_routability = policy;
     let mut sim = sim_pair(seed, i, r);
+    if let Some(keys) = keys {
+        for node in &mut sim.nodes {
+            node.engine.set_key_log(Some(Box::new(keys.clone())));
+        }
+    }
     sim.nodes[0].addrs.push(INITIATOR_2);
     sim.nodes[1].addrs.push(RESPONDER_2);
     let now = sim.now;
@@ -243,5 +277,83 @@ fn a_replayed_update_sa_addresses_from_a_spoofed_source_moves_nothing() {
     assert_eq!(
         after.responses_retransmitted + after.drop_out_of_window,
         before.responses_retransmitted + before.drop_out_of_window + 1
+    );
+}
+
+#[test]
+fn tshark_decrypts_and_dissects_every_mobike_message_both_engines_send() {
+    let keys = Records::default();
+    // The initiator's second address was not announced: the responder checks it (COOKIE2 in
+    // an INFORMATIONAL) after the path check and the UPDATE_SA_ADDRESSES.
+    let mut sim = multihomed_with_keys(7, false, ReturnRoutability::NewAddresses, Some(&keys));
+    lose_first_uplink(&mut sim);
+    assert!(sim.run_until(LIMIT, |s| moved_to(s, INITIATOR_2, RESPONDER)));
+    // The responder's address in use goes away: it sends its list from the other one.
+    sim.drop_if = Some(Box::new(|t| {
+        t.local.ip() == RESPONDER || t.remote.ip() == RESPONDER
+    }));
+    let now = sim.now;
+    sim.nodes[1].engine.set_local_addresses(now, &[RESPONDER_2]);
+    assert!(
+        sim.run_until(LIMIT, |s| moved_to(s, INITIATOR_2, RESPONDER_2)),
+        "{:?}\n{:#?}\n{:#?}\n{:#?}",
+        paths(&sim),
+        sim.nodes[0].engine.stats(),
+        sim.nodes[0].engine.ike_sa(handle(&sim, 0)),
+        sim.nodes[0].events,
+    );
+    // The initiator's first address comes back: it announces its new list.
+    sim.drop_if = None;
+    let now = sim.now;
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &[INITIATOR, INITIATOR_2]);
+    sim.run_for(Duration::from_secs(5));
+
+    let v4 = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(ip) => (ip, a.port()),
+        IpAddr::V6(_) => unreachable!("the simulation is IPv4"),
+    };
+    let sent: Vec<_> = sim.nodes.iter().flat_map(|n| n.sent.iter()).collect();
+    let frames: Vec<Vec<u8>> = sent
+        .iter()
+        .map(|t| pcap::ethernet_ipv4_udp(v4(t.local), v4(t.remote), &t.payload))
+        .collect();
+    let path = std::env::temp_dir().join(format!("roamgate-mobike-{}.pcap", std::process::id()));
+    pcap::write_pcap(&path, pcap::LINKTYPE_ETHERNET, &frames).unwrap();
+    let prefs: Vec<String> = keys
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| format!("uat:ikev2_decryption_table:{r}"))
+        .collect();
+    assert!(!prefs.is_empty());
+    let text = pcap::tshark_verbose(&path, &prefs).unwrap_or_else(|e| panic!("{e}"));
+    if std::env::var_os("ROAMGATE_KEEP_PCAP").is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
+    let problems = pcap::dissection_problems(&text);
+    assert!(problems.is_empty(), "tshark reports {problems:?}");
+    // Every protected message was decrypted, not only parsed around.
+    let protected = frames.len() - text.matches("Exchange type: IKE_SA_INIT (34)").count();
+    assert_eq!(
+        text.matches("Decrypted Data").count(),
+        protected,
+        "every SK payload decrypted"
+    );
+    for name in [
+        "MOBIKE_SUPPORTED (16396)",
+        "ADDITIONAL_IP4_ADDRESS (16397)",
+        "UPDATE_SA_ADDRESSES (16400)",
+        "COOKIE2 (16401)",
+        "NAT_DETECTION_SOURCE_IP (16388)",
+        "NAT_DETECTION_DESTINATION_IP (16389)",
+    ] {
+        assert!(text.contains(name), "tshark names no {name}");
+    }
+    println!(
+        "tshark dissected {} datagrams, {protected} of them decrypted, with nothing malformed",
+        frames.len()
     );
 }

@@ -50,7 +50,8 @@ impl core::fmt::Debug for IkeSaKeys<'_> {
 
 impl IkeSaKeys<'_> {
     /// One record of Wireshark's `ikev2_decryption_table`: SPIi, SPIr, SK_ei, SK_er, the
-    /// encryption algorithm, SK_ai, SK_ar, the integrity algorithm, each quoted, as
+    /// encryption algorithm, SK_ai, SK_ar, the integrity algorithm (the octet strings in hex,
+    /// the algorithms' names quoted), as the table's file holds it and as
     /// `tshark -o 'uat:ikev2_decryption_table:<record>'` takes it.
     pub fn wireshark_record(&self) -> String {
         let encr = match self.encr {
@@ -68,7 +69,7 @@ impl IkeSaKeys<'_> {
             Some(Integ::HmacSha512_256) => "HMAC_SHA2_512_256 [RFC4868]",
         };
         format!(
-            "\"{:016x}\",\"{:016x}\",\"{}\",\"{}\",\"{encr}\",\"{}\",\"{}\",\"{integ}\"",
+            "{:016x},{:016x},{},{},\"{encr}\",{},{},\"{integ}\"",
             self.spi_i,
             self.spi_r,
             hex(self.sk_ei),

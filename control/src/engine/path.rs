@@ -138,12 +138,13 @@ impl Paths {
         true
     }
 
-    /// Replaces the peer's address set with the address it uses on `current` and the
-    /// others it `announced` (a received list replaces the stored one, RFC 4555 § 3.4), at
-    /// most [`MAX_PEER_ADDRESSES`] of them.
-    pub(super) fn set_peer(&mut self, announced: &[IpAddr], current: &Path) {
+    /// Replaces the peer's address set with `source`, the address its list came from (the
+    /// list leaves that one out: it is in the IP header, RFC 4555 § 3.6), and the others it
+    /// `announced` (a received list replaces the stored one, § 3.4), at most
+    /// [`MAX_PEER_ADDRESSES`] of them; the pairs follow, `current` first.
+    pub(super) fn set_peer(&mut self, source: IpAddr, announced: &[IpAddr], current: &Path) {
         let mut peer = dedup(
-            std::iter::once(current.remote().ip())
+            std::iter::once(source)
                 .chain(announced.iter().copied())
                 .collect(),
         );
@@ -164,7 +165,7 @@ impl Paths {
     /// others it announced stay), and the pairs follow.
     pub(super) fn moved(&mut self, current: &Path) {
         let announced: Vec<IpAddr> = self.peer.clone();
-        self.set_peer(&announced, current);
+        self.set_peer(current.remote().ip(), &announced, current);
     }
 
     /// Records what an exchange on `pair` showed; a pair that is not a candidate (the
@@ -310,7 +311,11 @@ mod tests {
             ],
             &current,
         );
-        p.set_peer(&[ip("203.0.113.9"), ip("2001:db8:f::9")], &current);
+        p.set_peer(
+            current.remote().ip(),
+            &[ip("203.0.113.9"), ip("2001:db8:f::9")],
+            &current,
+        );
         assert_eq!(
             p.local(),
             [ip("10.0.2.2"), ip("2001:db8::2"), ip("10.0.1.2")]

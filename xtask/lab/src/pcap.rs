@@ -115,6 +115,37 @@ pub fn ethernet_ipv4_udp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[
     frame
 }
 
+/// `tshark -V -r <path>` with each of `prefs` as an `-o` preference (say
+/// `uat:ikev2_decryption_table:<record>`): the verbose dissection as text. Fails, saying what
+/// to install, when tshark is missing, and with its standard error when it fails.
+pub fn tshark_verbose(path: &Path, prefs: &[String]) -> Result<String> {
+    crate::cmd::require("tshark").map_err(|_| {
+        LabError::Usage(
+            "tshark is not installed (Debian package tshark): run `cargo xtask deps` as root"
+                .into(),
+        )
+    })?;
+    let mut args: Vec<String> = vec!["-V".into(), "-r".into(), path.display().to_string()];
+    for p in prefs {
+        args.push("-o".into());
+        args.push(p.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::cmd::run_text("tshark", &args)
+}
+
+/// The lines of a verbose dissection where tshark found something wrong: a malformed packet,
+/// an error or warning expert note (a failed decryption or a wrong ICV is one).
+pub fn dissection_problems(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            l.contains("Malformed")
+                || l.contains("Expert Info (Error")
+                || l.contains("Expert Info (Warning")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

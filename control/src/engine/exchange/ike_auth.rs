@@ -454,7 +454,8 @@ impl Core {
         if sa.peer_mobike
             && let Some(announced) = additional_addresses(payloads)
         {
-            sa.paths.set_peer(&announced, &sa.path);
+            sa.paths
+                .set_peer(sa.path.remote().ip(), &announced, &sa.path);
         }
         self.arm_ike_lifetime(now, sa);
         sa.timers.stop(Timer::Expire);

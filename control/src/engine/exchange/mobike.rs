@@ -470,7 +470,7 @@ impl Core {
         }
         if let Some(list) = list {
             self.stats.mobike_address_lists_received += 1;
-            sa.paths.set_peer(&list, &sa.path);
+            sa.paths.set_peer(pair.remote.ip(), &list, &sa.path);
             tracing::debug!(connection = %sa.connection, peer = ?sa.paths.peer(), "the peer's address list");
             // A list from a new source is a hint, not a move: the initiator checks.
             if sa.initiator && pair != sa.path.pair {
