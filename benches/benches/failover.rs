@@ -1,10 +1,12 @@
 //! Failover gaps through roamgate next to the strongSwan anchor, in the same run.
 //!
-//! Each scenario runs `ROAMGATE_FAILOVER_RUNS` times (default 10) through each gateway, the
-//! two alternating: a strongSwan 5.9.8 road warrior with two uplinks, the gateway (roamgate:
-//! `roamgate gateway` + `roamgate control` from the release binary; or strongSwan), a LAN
-//! host; 1 ms UDP probes both ways; one fault; the outage is the longest gap of either
-//! direction. A run that does not recover counts as the whole observation window.
+//! Each scenario (the numbers of the MOBIKE acceptance list) runs `ROAMGATE_FAILOVER_RUNS`
+//! times (default 10) through each gateway, the two alternating: a strongSwan 5.9.8 road
+//! warrior with two uplinks, the gateway (roamgate: `roamgate gateway` + `roamgate control`
+//! from the release binary; or strongSwan), a LAN host — or, site to site, the branch router
+//! (roamgate or strongSwan) and a strongSwan head office; 1 ms UDP probes both ways; one
+//! fault; the outage is the longest gap of either direction. A run that does not recover
+//! counts as its whole observation window.
 //! Needs root. Run with `cargo xtask bench`; results also go to
 //! `target/bench-results/failover.md`.
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use roamgate_benches::{median, write_results};
 use roamgate_lab::Lab;
-use roamgate_lab::scenario::{Fault, Gateway, failover};
+use roamgate_lab::scenario::{FailoverReport, Fault, Gateway, branch_failover, failover};
 use roamgate_lab::topology::{Fabric, Options};
 
 const BEFORE: Duration = Duration::from_secs(2);
@@ -62,32 +64,36 @@ fn main() -> Result<()> {
         fabric: Fabric::Router,
         nat: false,
     };
-    let scenarios = [
+    type Scenario = Box<dyn Fn(&Lab, Gateway<'_>) -> roamgate_lab::Result<FailoverReport>>;
+    let road_warrior = |options: Options, fault: Fault| -> Scenario {
+        Box::new(move |lab, gateway| failover(lab, gateway, options, fault, BEFORE, AFTER))
+    };
+    let scenarios: Vec<(&str, Scenario)> = vec![
         (
-            "client uplink down, isolated segments",
-            bridges,
-            Fault::ClientUplinkDown,
+            "1. client uplink down, isolated segments",
+            road_warrior(bridges, Fault::ClientUplinkDown),
         ),
         (
-            "client uplink down, router in the middle",
-            router,
-            Fault::ClientUplinkDown,
+            "1. client uplink down, router in the middle",
+            road_warrior(router, Fault::ClientUplinkDown),
         ),
         (
-            "gateway WAN link loses carrier, isolated segments",
-            bridges,
-            Fault::GatewayCarrierLoss,
+            "2. branch router (initiator) uplink down, isolated segments",
+            Box::new(move |lab, branch| branch_failover(lab, branch, bridges, BEFORE, AFTER)),
         ),
         (
-            "gateway WAN interface down, isolated segments",
-            bridges,
-            Fault::GatewayUplinkDown,
+            "3. gateway WAN link loses carrier, isolated segments",
+            road_warrior(bridges, Fault::GatewayCarrierLoss),
+        ),
+        (
+            "3. gateway WAN interface down, isolated segments",
+            road_warrior(bridges, Fault::GatewayUplinkDown),
         ),
     ];
     let mut table = String::from(
         "| scenario | roamgate median / worst | strongSwan gateway median / worst | median ratio roamgate / anchor |\n|---|---|---|---|\n",
     );
-    for (label, options, fault) in scenarios {
+    for (n, (label, scenario)) in scenarios.iter().enumerate() {
         let mut roamgate = Gaps {
             ms: Vec::new(),
             recovered: 0,
@@ -101,11 +107,8 @@ fn main() -> Result<()> {
                 (Gateway::Roamgate(&bin), &mut roamgate),
                 (Gateway::StrongSwan, &mut anchor),
             ] {
-                let lab = Lab::new(&format!(
-                    "bench_failover_{fault:?}_{:?}_{gateway}_{run}",
-                    options.fabric
-                ))?;
-                let r = failover(&lab, gateway, options, fault, BEFORE, AFTER)?;
+                let lab = Lab::new(&format!("bench_failover_{n}_{gateway}_{run}"))?;
+                let r = scenario(&lab, gateway)?;
                 anyhow::ensure!(
                     r.upstream.received > 1000 && r.downstream.received > 1000,
                     "no traffic before the fault:\n{r}"

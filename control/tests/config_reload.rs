@@ -54,6 +54,7 @@ fn v2(params: &TunnelParams, gw: &[String], lan: &str, rw: &str) -> ControlConfi
                     local_ts: vec![lan.into()],
                     remote_ts: vec!["dynamic".into()],
                     esp_proposals: vec![params.esp_proposals.clone()],
+                    ..Child::default()
                 },
             )]),
             ..Connection::default()

@@ -10,8 +10,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use roamgate_control::crypto::Secret;
+use roamgate_control::crypto::sk::{Encr, Integ, SkCipher};
 use roamgate_control::engine::keylog::{IkeSaKeys, KeyLog};
-use roamgate_control::engine::{Event, NATT_PORT, ReturnRoutability};
+use roamgate_control::engine::{DeleteReason, Event, NATT_PORT, ReturnRoutability, Transmit};
+use roamgate_control::wire::payload::{Payload, decode_chain, encode_chain_to_vec};
+use roamgate_control::wire::{ExchangeType, NotifyType};
 use roamgate_lab::pcap;
 use support::*;
 
@@ -33,9 +37,38 @@ fn multihomed(seed: u64, announce_second: bool, policy: ReturnRoutability) -> Si
     multihomed_with_keys(seed, announce_second, policy, None)
 }
 
-/// Every IKE SA's keys, as records of Wireshark's decryption table.
+/// Every IKE SA's keys, as records of Wireshark's decryption table, and as they are, for a
+/// test that forges a peer's messages.
 #[derive(Clone, Default)]
-struct Records(Arc<Mutex<Vec<String>>>);
+struct Records(Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<IkeSecrets>>>);
+
+#[derive(Clone)]
+struct IkeSecrets {
+    encr: Encr,
+    integ: Option<Integ>,
+    sk_er: Vec<u8>,
+    sk_ar: Vec<u8>,
+    sk_ei: Vec<u8>,
+    sk_ai: Vec<u8>,
+}
+
+impl IkeSecrets {
+    /// The cipher of one direction: the responder's (`true`) or the initiator's.
+    fn cipher(&self, responder: bool) -> SkCipher {
+        let (e, a) = if responder {
+            (&self.sk_er, &self.sk_ar)
+        } else {
+            (&self.sk_ei, &self.sk_ai)
+        };
+        SkCipher::new(
+            self.encr,
+            self.integ,
+            &Secret::from_slice(e),
+            &Secret::from_slice(a),
+        )
+        .unwrap()
+    }
+}
 
 impl KeyLog for Records {
     fn ike_sa_keys(&mut self, keys: &IkeSaKeys<'_>) {
@@ -44,6 +77,14 @@ impl KeyLog for Records {
         let mut records = self.0.lock().unwrap();
         if !records.contains(&record) {
             records.push(record);
+            self.1.lock().unwrap().push(IkeSecrets {
+                encr: keys.encr,
+                integ: keys.integ,
+                sk_er: keys.sk_er.to_vec(),
+                sk_ar: keys.sk_ar.to_vec(),
+                sk_ei: keys.sk_ei.to_vec(),
+                sk_ai: keys.sk_ai.to_vec(),
+            });
         }
     }
 }
@@ -356,4 +397,143 @@ fn tshark_decrypts_and_dissects_every_mobike_message_both_engines_send() {
         "tshark dissected {} datagrams, {protected} of them decrypted, with nothing malformed",
         frames.len()
     );
+}
+
+/// The response among `sent` that echoes a COOKIE2, decrypted with `cipher`: the datagram,
+/// and its plaintext payloads. `sent` datagrams carry the non-ESP marker (port 4500).
+fn cookie2_echo(sent: &[Transmit], cipher: &SkCipher) -> Option<(Transmit, Vec<Payload>)> {
+    sent.iter().rev().find_map(|t| {
+        let opened = cipher.open(&t.payload[4..]).ok()?;
+        let m = &opened.message;
+        if m.exchange_type != ExchangeType::INFORMATIONAL || !m.flags.response() {
+            return None;
+        }
+        let inner = decode_chain(opened.first_inner, &opened.plaintext).ok()?;
+        inner
+            .iter()
+            .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::COOKIE2))
+            .then(|| (t.clone(), inner))
+    })
+}
+
+/// `echo` with one bit of its COOKIE2 flipped, sealed again with `cipher` under an IV its
+/// sender never uses (the test's own, all ones): what a peer that echoes a wrong cookie sends.
+fn with_wrong_cookie2(echo: &Transmit, mut inner: Vec<Payload>, cipher: &SkCipher) -> Vec<u8> {
+    for p in &mut inner {
+        if let Payload::Notify(n) = p
+            && n.ty == NotifyType::COOKIE2
+        {
+            n.data[0] ^= 1;
+        }
+    }
+    let opened = cipher.open(&echo.payload[4..]).unwrap();
+    let mut header = opened.message;
+    header.payloads.clear();
+    let (first, plain) = encode_chain_to_vec(&inner).unwrap();
+    let iv = vec![0xff; cipher.iv_len()];
+    let mut datagram = vec![0u8; 4];
+    datagram.extend(cipher.seal(&iv, header, first, &plain).unwrap());
+    datagram
+}
+
+#[test]
+fn an_update_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and_moves_nothing() {
+    let keys = Records::default();
+    let mut sim = multihomed_with_keys(8, true, ReturnRoutability::NewAddresses, Some(&keys));
+    let secrets = keys.1.lock().unwrap()[0].clone();
+    let cipher = secrets.cipher(true);
+    let before = paths(&sim);
+    // The initiator loses its first uplink; the responder's answer to the UPDATE never
+    // arrives — a forged one does, its COOKIE2 echo off by one bit.
+    let dropped: Arc<Mutex<Vec<Transmit>>> = Arc::default();
+    let held = dropped.clone();
+    let c = secrets.cipher(true);
+    sim.drop_if = Some(Box::new(move |t| {
+        if t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR {
+            return true;
+        }
+        if cookie2_echo(std::slice::from_ref(t), &c).is_some() {
+            held.lock().unwrap().push(t.clone());
+            return true;
+        }
+        false
+    }));
+    let now = sim.now;
+    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
+    assert!(sim.run_until(LIMIT, |_| !dropped.lock().unwrap().is_empty()));
+    let (echo, inner) = cookie2_echo(&dropped.lock().unwrap(), &cipher).unwrap();
+    let forged = with_wrong_cookie2(&echo, inner, &cipher);
+    let now = sim.now;
+    sim.nodes[0]
+        .engine
+        .handle_datagram(now, echo.remote, echo.local, &forged);
+    sim.collect();
+    let stats = sim.nodes[0].engine.stats();
+    assert_eq!(stats.mobike_cookie2_mismatch, 1);
+    assert_eq!(stats.mobike_moves, 0, "nothing moved on the forged answer");
+    assert!(
+        sim.nodes[0].events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDeleted {
+                reason: DeleteReason::Cookie2Mismatch,
+                ..
+            }
+        )),
+        "the IKE SA is closed: {:?}",
+        sim.nodes[0].events
+    );
+    assert_eq!(sim.nodes[0].sink.len(), 0, "its CHILD_SA is gone with it");
+    assert_eq!(
+        sim.nodes[0].sink.iter().next().map(|c| (c.local, c.remote)),
+        None
+    );
+    assert_eq!(before[0], (natt(INITIATOR), natt(RESPONDER)));
+}
+
+#[test]
+fn a_return_routability_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and_moves_nothing() {
+    let keys = Records::default();
+    // The initiator's second address was not announced: the responder checks it first.
+    let mut sim = multihomed_with_keys(9, false, ReturnRoutability::NewAddresses, Some(&keys));
+    let secrets = keys.1.lock().unwrap()[0].clone();
+    let cipher = secrets.cipher(false);
+    let dropped: Arc<Mutex<Vec<Transmit>>> = Arc::default();
+    let held = dropped.clone();
+    let c = secrets.cipher(false);
+    sim.drop_if = Some(Box::new(move |t| {
+        if t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR {
+            return true;
+        }
+        if cookie2_echo(std::slice::from_ref(t), &c).is_some() {
+            held.lock().unwrap().push(t.clone());
+            return true;
+        }
+        false
+    }));
+    let now = sim.now;
+    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
+    assert!(sim.run_until(LIMIT, |_| !dropped.lock().unwrap().is_empty()));
+    let (echo, inner) = cookie2_echo(&dropped.lock().unwrap(), &cipher).unwrap();
+    let forged = with_wrong_cookie2(&echo, inner, &cipher);
+    let now = sim.now;
+    sim.nodes[1]
+        .engine
+        .handle_datagram(now, echo.remote, echo.local, &forged);
+    sim.collect();
+    let stats = sim.nodes[1].engine.stats();
+    assert_eq!(stats.mobike_return_routability_checks, 1);
+    assert_eq!(stats.mobike_cookie2_mismatch, 1);
+    assert_eq!(stats.mobike_moves, 0, "nothing moved on the forged answer");
+    assert!(
+        sim.nodes[1].events.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDeleted {
+                reason: DeleteReason::Cookie2Mismatch,
+                ..
+            }
+        )),
+        "the IKE SA is closed: {:?}",
+        sim.nodes[1].events
+    );
+    assert_eq!(sim.nodes[1].sink.len(), 0);
 }

@@ -14,7 +14,7 @@ use crate::lab::Lab;
 use crate::netns::Netns;
 use crate::process::Supervised;
 
-use crate::strongswan::{GW_ID, RW_ID, TunnelParams};
+use crate::strongswan::{GW_ID, RW_ID, SiteEnd, TunnelParams};
 use crate::topology::RW_POOL;
 
 /// `roamgate control`'s configuration (the subset the lab uses).
@@ -136,6 +136,9 @@ pub struct Child {
     pub remote_ts: Vec<String>,
     /// ESP proposals.
     pub esp_proposals: Vec<String>,
+    /// `none`, `trap` or `start`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_action: Option<String>,
 }
 
 /// `[pools.<name>]`.
@@ -203,6 +206,7 @@ impl ControlConfig {
                     local_ts: vec![lan.into()],
                     remote_ts: vec!["dynamic".into()],
                     esp_proposals: vec![params.esp_proposals.clone()],
+                    start_action: None,
                 },
             )]),
             ..Connection::default()
@@ -245,6 +249,7 @@ impl ControlConfig {
                     local_ts: vec!["dynamic".into()],
                     remote_ts: vec![lan.into()],
                     esp_proposals: vec![params.esp_proposals.clone()],
+                    start_action: None,
                 },
             )]),
             ..Connection::default()
@@ -254,6 +259,47 @@ impl ControlConfig {
             secrets: BTreeMap::from([(
                 "ike-rw".to_string(),
                 SecretEntry::psk(params, &[GW_ID, RW_ID]),
+            )]),
+            ..ControlConfig::default()
+        }
+    }
+
+    /// One end of a site-to-site tunnel, as strongSwan's
+    /// [`site_to_site`](crate::strongswan::site_to_site) is: connection `site` (child `net`)
+    /// on `local_addrs` (most preferred first; MOBIKE announces the others) to `remote.addr`,
+    /// protecting `local.ts` ↔ `remote.ts`; with `initiate`, the child's start action is
+    /// `start`.
+    pub fn site_to_site(
+        params: &TunnelParams,
+        local: &SiteEnd,
+        local_addrs: &[String],
+        remote: &SiteEnd,
+        initiate: bool,
+    ) -> ControlConfig {
+        let connection = Connection {
+            local_addrs: local_addrs.to_vec(),
+            remote_addrs: vec![remote.addr.clone()],
+            proposals: vec![params.proposals.clone()],
+            mobike: Some(params.mobike),
+            dpd_delay: Some(format!("{}s", params.dpd_delay.as_secs())),
+            local: Auth::psk(&local.id),
+            remote: Auth::psk(&remote.id),
+            children: BTreeMap::from([(
+                "net".to_string(),
+                Child {
+                    local_ts: vec![local.ts.clone()],
+                    remote_ts: vec![remote.ts.clone()],
+                    esp_proposals: vec![params.esp_proposals.clone()],
+                    start_action: initiate.then(|| "start".to_string()),
+                },
+            )]),
+            ..Connection::default()
+        };
+        ControlConfig {
+            connections: BTreeMap::from([("site".to_string(), connection)]),
+            secrets: BTreeMap::from([(
+                "ike-site".to_string(),
+                SecretEntry::psk(params, &[&local.id, &remote.id]),
             )]),
             ..ControlConfig::default()
         }

@@ -12,8 +12,9 @@ use crate::error::{LabError, Result};
 use crate::faults::{self, Side, SilentCut};
 use crate::lab::Lab;
 use crate::roamgate::{ControlConfig, RoamgateGateway};
+use crate::strongswan::SiteEnd;
 use crate::strongswan::{self, Charon, TunnelParams};
-use crate::topology::{Options, RoadWarrior};
+use crate::topology::{Options, RoadWarrior, SiteToSite};
 use crate::traffic::{ProbeConfig, ProbeReport, ProbeStream};
 
 /// The fault a failover scenario injects.
@@ -28,6 +29,9 @@ pub enum Fault {
     GatewayCarrierLoss,
     /// The path to the gateway's first WAN address is cut silently (no carrier change).
     GatewayPathCut,
+    /// Site to site ([`branch_failover`]): the branch router's first uplink goes down (its
+    /// own interface).
+    BranchUplinkDown,
 }
 
 impl std::fmt::Display for Fault {
@@ -37,6 +41,7 @@ impl std::fmt::Display for Fault {
             Fault::GatewayUplinkDown => "gateway uplink down",
             Fault::GatewayCarrierLoss => "gateway uplink carrier loss",
             Fault::GatewayPathCut => "path to the gateway cut silently",
+            Fault::BranchUplinkDown => "branch router uplink down",
         })
     }
 }
@@ -213,6 +218,11 @@ pub fn failover(
             None
         }
         Fault::GatewayPathCut => Some(SilentCut::new(&topo.gw, 0)?),
+        Fault::BranchUplinkDown => {
+            return Err(LabError::Usage(
+                "a branch router's fault is for branch_failover".into(),
+            ));
+        }
     };
     let upstream = upstream.finish();
     let downstream = downstream.finish();
@@ -232,6 +242,106 @@ pub fn failover(
     lab.write_log("report.txt", &report.to_string())?;
     drop(rw);
     drop(running);
+    Ok(report)
+}
+
+/// Site to site (acceptance scenario 2): a branch router (`branch`: roamgate, the initiator,
+/// or strongSwan, the anchor) with two uplinks and a LAN host, a strongSwan 5.9.8 gateway at
+/// the head office with two WAN links and a LAN host; the branch initiates; traffic both ways
+/// at 1 ms between the LAN hosts; after `before`, the branch router's first uplink goes down;
+/// the streams run on for `after`. The paths in the report are the head office's view of its
+/// IKE SA (`local → remote`).
+pub fn branch_failover(
+    lab: &Lab,
+    branch: Gateway<'_>,
+    options: Options,
+    before: Duration,
+    after: Duration,
+) -> Result<FailoverReport> {
+    let topo = SiteToSite::build(options)?;
+    let params = TunnelParams::default();
+    let lan_of = |h: &crate::topology::Host| {
+        h.lan
+            .clone()
+            .ok_or_else(|| LabError::Usage("a site gateway has no LAN".into()))
+    };
+    let (lan_a, lan_b) = (lan_of(&topo.gwa)?, lan_of(&topo.gwb)?);
+    let branch_end = SiteEnd {
+        addr: "%any".into(),
+        id: "branch.roamgate.test".into(),
+        ts: lan_a.prefix_v4.clone(),
+    };
+    let hq_end = SiteEnd {
+        addr: topo.gwb.uplink(0).v4.to_string(),
+        id: "hq.roamgate.test".into(),
+        ts: lan_b.prefix_v4.clone(),
+    };
+    let hq_conf = strongswan::site_to_site(
+        &params,
+        &SiteEnd {
+            addr: "%any".into(),
+            ..hq_end.clone()
+        },
+        &branch_end,
+        false,
+    );
+    let hq = Charon::start(lab, &topo.gwb.ns, "hq", &hq_conf)?;
+    let running = match branch {
+        Gateway::StrongSwan => {
+            let conf = strongswan::site_to_site(&params, &branch_end, &hq_end, true);
+            Running::StrongSwan(Charon::start(lab, &topo.gwa.ns, "branch", &conf)?)
+        }
+        Gateway::Roamgate(bin) => {
+            // As for the road warrior's gateway: the LAN host leaves no checksum to "hardware".
+            topo.lana.ns.exec("ethtool", &["-K", "eth0", "tx", "off"])?;
+            let addrs: Vec<String> = topo.gwa.wan_v4().iter().map(|a| a.to_string()).collect();
+            let conf = ControlConfig::site_to_site(&params, &branch_end, &addrs, &hq_end, true);
+            Running::Roamgate(RoamgateGateway::start(lab, &topo.gwa.ns, bin, conf)?)
+        }
+    };
+    hq.wait_established("site", "net", Duration::from_secs(20))?;
+    let path_before = path_of(&hq, "site");
+    let (a_v4, _) = topo.lana.lan_addr.expect("a LAN host has an address");
+    let (b_v4, _) = topo.lanb.lan_addr.expect("a LAN host has an address");
+    let config = ProbeConfig {
+        duration: before + after,
+        ..ProbeConfig::default()
+    };
+    let upstream = ProbeStream::start(
+        &topo.lana.ns,
+        &topo.lanb.ns,
+        SocketAddr::new(b_v4.into(), 9000),
+        config,
+    )?;
+    let downstream = ProbeStream::start(
+        &topo.lanb.ns,
+        &topo.lana.ns,
+        SocketAddr::new(a_v4.into(), 9001),
+        config,
+    )?;
+    upstream.wait_received(100, before)?;
+    downstream.wait_received(100, before)?;
+    std::thread::sleep(before.saturating_sub(upstream.elapsed()));
+    faults::link_down(&topo.gwa, 0, Side::Host)?;
+    let upstream = upstream.finish();
+    let downstream = downstream.finish();
+    let mut running = running;
+    if let Running::Roamgate(gw) = &mut running {
+        gw.check_running()?;
+    }
+    let report = FailoverReport {
+        gateway: branch.to_string(),
+        fault: Fault::BranchUplinkDown,
+        options,
+        upstream,
+        downstream,
+        path_before,
+        path_after: path_of(&hq, "site"),
+        tolerance: Duration::from_millis(500),
+    };
+    lab.write_log("report.txt", &report.to_string())?;
+    drop(running);
+    drop(hq);
     Ok(report)
 }
 
