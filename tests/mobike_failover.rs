@@ -118,8 +118,11 @@ fn a_strongswan_road_warrior_behind_a_router_moves_through_roamgate_when_its_upl
     let (r, _, lab) = on_both("mobike_rw_uplink_router", |lab, gateway| {
         failover(lab, gateway, router, Fault::ClientUplinkDown, BEFORE, AFTER)
     });
+    // Behind the router, roamgate's first address stays reachable: the road warrior's own
+    // end moves.
+    let local = |path: &str| path.split(" → ").next().unwrap_or_default().to_string();
     assert!(
-        r.path_after.starts_with("198.18.2.2[") && r.path_after.ends_with("(ESTABLISHED)"),
+        local(&r.path_after) != local(&r.path_before) && r.path_after.ends_with("(ESTABLISHED)"),
         "the road warrior moved to its second uplink:\n{r}\nlogs in {}",
         lab.logs().display()
     );
