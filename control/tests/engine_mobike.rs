@@ -14,8 +14,8 @@ use roamgate_control::crypto::Secret;
 use roamgate_control::crypto::sk::{Encr, Integ, SkCipher};
 use roamgate_control::engine::keylog::{IkeSaKeys, KeyLog};
 use roamgate_control::engine::{DeleteReason, Event, NATT_PORT, ReturnRoutability, Transmit};
-use roamgate_control::wire::payload::{Payload, decode_chain, encode_chain_to_vec};
-use roamgate_control::wire::{ExchangeType, NotifyType};
+use roamgate_control::wire::payload::{Notify, Payload, decode_chain, encode_chain_to_vec};
+use roamgate_control::wire::{ExchangeType, Message, NotifyType};
 use roamgate_lab::pcap;
 use support::*;
 
@@ -399,26 +399,71 @@ fn tshark_decrypts_and_dissects_every_mobike_message_both_engines_send() {
     );
 }
 
-/// The response among `sent` that echoes a COOKIE2, decrypted with `cipher`: the datagram,
-/// and its plaintext payloads. `sent` datagrams carry the non-ESP marker (port 4500).
-fn cookie2_echo(sent: &[Transmit], cipher: &SkCipher) -> Option<(Transmit, Vec<Payload>)> {
-    sent.iter().rev().find_map(|t| {
-        let opened = cipher.open(&t.payload[4..]).ok()?;
-        let m = &opened.message;
-        if m.exchange_type != ExchangeType::INFORMATIONAL || !m.flags.response() {
-            return None;
-        }
-        let inner = decode_chain(opened.first_inner, &opened.plaintext).ok()?;
-        inner
-            .iter()
-            .any(|p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::COOKIE2))
-            .then(|| (t.clone(), inner))
+/// A datagram of `sent`'s (with the non-ESP marker of port 4500) opened with `cipher`: its
+/// header (no payloads) and its plaintext payloads; `None` if `cipher` does not open it.
+fn opened(t: &Transmit, cipher: &SkCipher) -> Option<(Message, Vec<Payload>)> {
+    let opened = cipher.open(t.payload.get(4..)?).ok()?;
+    let inner = decode_chain(opened.first_inner, &opened.plaintext).ok()?;
+    let mut header = opened.message;
+    header.payloads.clear();
+    Some((header, inner))
+}
+
+/// `header` and `inner` sealed with `cipher` under an IV its real sender never uses (the
+/// test's own, all ones: one forged message per key), with the non-ESP marker: what a peer
+/// holding the keys would send.
+fn sealed(header: Message, inner: &[Payload], cipher: &SkCipher) -> Vec<u8> {
+    let (first, plain) = encode_chain_to_vec(inner).unwrap();
+    let iv = vec![0xff; cipher.iv_len()];
+    let mut datagram = vec![0u8; 4];
+    datagram.extend(cipher.seal(&iv, header, first, &plain).unwrap());
+    datagram
+}
+
+fn has(inner: &[Payload], ty: NotifyType) -> bool {
+    inner
+        .iter()
+        .any(|p| matches!(p, Payload::Notify(n) if n.ty == ty))
+}
+
+/// Whether `t`, opened with `cipher`, is an INFORMATIONAL `response` (or request) carrying
+/// notification `ty`.
+fn informational_with(t: &Transmit, cipher: &SkCipher, response: bool, ty: NotifyType) -> bool {
+    opened(t, cipher).is_some_and(|(h, inner)| {
+        h.exchange_type == ExchangeType::INFORMATIONAL
+            && h.flags.response() == response
+            && has(&inner, ty)
     })
 }
 
-/// `echo` with one bit of its COOKIE2 flipped, sealed again with `cipher` under an IV its
-/// sender never uses (the test's own, all ones): what a peer that echoes a wrong cookie sends.
-fn with_wrong_cookie2(echo: &Transmit, mut inner: Vec<Payload>, cipher: &SkCipher) -> Vec<u8> {
+/// Drops what `lose_first_uplink` drops, and holds back (drops, keeping a copy) every
+/// datagram `hold` picks.
+fn lose_first_uplink_holding(
+    sim: &mut Sim,
+    hold: impl Fn(&Transmit) -> bool + 'static,
+) -> Arc<Mutex<Vec<Transmit>>> {
+    let held: Arc<Mutex<Vec<Transmit>>> = Arc::default();
+    let keep = held.clone();
+    sim.drop_if = Some(Box::new(move |t| {
+        if t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR {
+            return true;
+        }
+        if hold(t) {
+            keep.lock().unwrap().push(t.clone());
+            return true;
+        }
+        false
+    }));
+    let now = sim.now;
+    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
+    held
+}
+
+/// The first datagram held back, opened with `cipher`, its COOKIE2 off by one bit, sealed
+/// again: what a peer that echoes a wrong cookie sends.
+fn with_wrong_cookie2(held: &[Transmit], cipher: &SkCipher) -> (Transmit, Vec<u8>) {
+    let echo = held.first().expect("the COOKIE2 echo was held back").clone();
+    let (header, mut inner) = opened(&echo, cipher).unwrap();
     for p in &mut inner {
         if let Payload::Notify(n) = p
             && n.ty == NotifyType::COOKIE2
@@ -426,14 +471,8 @@ fn with_wrong_cookie2(echo: &Transmit, mut inner: Vec<Payload>, cipher: &SkCiphe
             n.data[0] ^= 1;
         }
     }
-    let opened = cipher.open(&echo.payload[4..]).unwrap();
-    let mut header = opened.message;
-    header.payloads.clear();
-    let (first, plain) = encode_chain_to_vec(&inner).unwrap();
-    let iv = vec![0xff; cipher.iv_len()];
-    let mut datagram = vec![0u8; 4];
-    datagram.extend(cipher.seal(&iv, header, first, &plain).unwrap());
-    datagram
+    let forged = sealed(header, &inner, cipher);
+    (echo, forged)
 }
 
 #[test]
@@ -441,28 +480,15 @@ fn an_update_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and_moves_noth
     let keys = Records::default();
     let mut sim = multihomed_with_keys(8, true, ReturnRoutability::NewAddresses, Some(&keys));
     let secrets = keys.1.lock().unwrap()[0].clone();
-    let cipher = secrets.cipher(true);
     let before = paths(&sim);
     // The initiator loses its first uplink; the responder's answer to the UPDATE never
     // arrives — a forged one does, its COOKIE2 echo off by one bit.
-    let dropped: Arc<Mutex<Vec<Transmit>>> = Arc::default();
-    let held = dropped.clone();
     let c = secrets.cipher(true);
-    sim.drop_if = Some(Box::new(move |t| {
-        if t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR {
-            return true;
-        }
-        if cookie2_echo(std::slice::from_ref(t), &c).is_some() {
-            held.lock().unwrap().push(t.clone());
-            return true;
-        }
-        false
-    }));
-    let now = sim.now;
-    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
-    assert!(sim.run_until(LIMIT, |_| !dropped.lock().unwrap().is_empty()));
-    let (echo, inner) = cookie2_echo(&dropped.lock().unwrap(), &cipher).unwrap();
-    let forged = with_wrong_cookie2(&echo, inner, &cipher);
+    let held = lose_first_uplink_holding(&mut sim, move |t| {
+        informational_with(t, &c, true, NotifyType::COOKIE2)
+    });
+    assert!(sim.run_until(LIMIT, |_| !held.lock().unwrap().is_empty()));
+    let (echo, forged) = with_wrong_cookie2(&held.lock().unwrap(), &secrets.cipher(true));
     let now = sim.now;
     sim.nodes[0]
         .engine
@@ -474,19 +500,12 @@ fn an_update_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and_moves_noth
     assert!(
         sim.nodes[0].events.iter().any(|e| matches!(
             e,
-            Event::IkeSaDeleted {
-                reason: DeleteReason::Cookie2Mismatch,
-                ..
-            }
+            Event::IkeSaDeleted { reason: DeleteReason::Cookie2Mismatch, .. }
         )),
         "the IKE SA is closed: {:?}",
         sim.nodes[0].events
     );
     assert_eq!(sim.nodes[0].sink.len(), 0, "its CHILD_SA is gone with it");
-    assert_eq!(
-        sim.nodes[0].sink.iter().next().map(|c| (c.local, c.remote)),
-        None
-    );
     assert_eq!(before[0], (natt(INITIATOR), natt(RESPONDER)));
 }
 
@@ -496,25 +515,12 @@ fn a_return_routability_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and
     // The initiator's second address was not announced: the responder checks it first.
     let mut sim = multihomed_with_keys(9, false, ReturnRoutability::NewAddresses, Some(&keys));
     let secrets = keys.1.lock().unwrap()[0].clone();
-    let cipher = secrets.cipher(false);
-    let dropped: Arc<Mutex<Vec<Transmit>>> = Arc::default();
-    let held = dropped.clone();
     let c = secrets.cipher(false);
-    sim.drop_if = Some(Box::new(move |t| {
-        if t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR {
-            return true;
-        }
-        if cookie2_echo(std::slice::from_ref(t), &c).is_some() {
-            held.lock().unwrap().push(t.clone());
-            return true;
-        }
-        false
-    }));
-    let now = sim.now;
-    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
-    assert!(sim.run_until(LIMIT, |_| !dropped.lock().unwrap().is_empty()));
-    let (echo, inner) = cookie2_echo(&dropped.lock().unwrap(), &cipher).unwrap();
-    let forged = with_wrong_cookie2(&echo, inner, &cipher);
+    let held = lose_first_uplink_holding(&mut sim, move |t| {
+        informational_with(t, &c, true, NotifyType::COOKIE2)
+    });
+    assert!(sim.run_until(LIMIT, |_| !held.lock().unwrap().is_empty()));
+    let (echo, forged) = with_wrong_cookie2(&held.lock().unwrap(), &secrets.cipher(false));
     let now = sim.now;
     sim.nodes[1]
         .engine
@@ -527,13 +533,87 @@ fn a_return_routability_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and
     assert!(
         sim.nodes[1].events.iter().any(|e| matches!(
             e,
-            Event::IkeSaDeleted {
-                reason: DeleteReason::Cookie2Mismatch,
-                ..
-            }
+            Event::IkeSaDeleted { reason: DeleteReason::Cookie2Mismatch, .. }
         )),
         "the IKE SA is closed: {:?}",
         sim.nodes[1].events
     );
     assert_eq!(sim.nodes[1].sink.len(), 0);
+}
+
+/// The initiator's UPDATE_SA_ADDRESSES held back, given a NO_NATS_ALLOWED saying it went
+/// from `claimed_from` to the responder's address, sealed again and delivered on its real
+/// path; returns the responder's answer, opened.
+fn update_with_no_nats_allowed(seed: u64, claimed_from: SocketAddr) -> (Sim, Vec<Payload>) {
+    let keys = Records::default();
+    let mut sim = multihomed_with_keys(seed, true, ReturnRoutability::NewAddresses, Some(&keys));
+    let secrets = keys.1.lock().unwrap()[0].clone();
+    let c = secrets.cipher(false);
+    let held = lose_first_uplink_holding(&mut sim, move |t| {
+        informational_with(t, &c, false, NotifyType::UPDATE_SA_ADDRESSES)
+    });
+    assert!(sim.run_until(LIMIT, |_| !held.lock().unwrap().is_empty()));
+    let update = held.lock().unwrap()[0].clone();
+    let (header, mut inner) = opened(&update, &secrets.cipher(false)).unwrap();
+    let mut data = Vec::new();
+    for a in [claimed_from.ip(), update.remote.ip()] {
+        match a {
+            IpAddr::V4(v4) => data.extend(v4.octets()),
+            IpAddr::V6(v6) => data.extend(v6.octets()),
+        }
+    }
+    data.extend(claimed_from.port().to_be_bytes());
+    data.extend(update.remote.port().to_be_bytes());
+    inner.insert(
+        1,
+        Payload::Notify(Notify::new(NotifyType::NO_NATS_ALLOWED, data)),
+    );
+    let forged = sealed(header, &inner, &secrets.cipher(false));
+    // Nothing else is held back from now on: the answer reaches the initiator.
+    sim.drop_if = Some(Box::new(|t| {
+        t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR
+    }));
+    let answers_before = sim.nodes[1].sent.len();
+    let now = sim.now;
+    sim.nodes[1]
+        .engine
+        .handle_datagram(now, update.remote, update.local, &forged);
+    sim.collect();
+    let responder = secrets.cipher(true);
+    let answer = sim.nodes[1].sent[answers_before..]
+        .iter()
+        .find_map(|t| opened(t, &responder).filter(|(h, _)| h.flags.response()))
+        .expect("the responder answered")
+        .1;
+    (sim, answer)
+}
+
+#[test]
+fn no_nats_allowed_that_matches_the_ip_header_lets_the_update_move_the_sas() {
+    let (mut sim, answer) = update_with_no_nats_allowed(10, natt(INITIATOR_2));
+    assert!(!has(&answer, NotifyType::UNEXPECTED_NAT_DETECTED));
+    assert!(has(&answer, NotifyType::COOKIE2));
+    assert!(
+        sim.run_until(LIMIT, |s| moved_to(s, INITIATOR_2, RESPONDER)),
+        "{:?}",
+        paths(&sim)
+    );
+    assert_eq!(sim.nodes[1].engine.stats().mobike_updates_refused, 0);
+}
+
+#[test]
+fn no_nats_allowed_that_does_not_match_the_ip_header_is_answered_with_unexpected_nat_detected() {
+    // The UPDATE says it left from the initiator's old address: on the way, something
+    // changed its source (a NAT, or an attacker's rewrite).
+    let (sim, answer) = update_with_no_nats_allowed(11, natt(INITIATOR));
+    assert!(has(&answer, NotifyType::UNEXPECTED_NAT_DETECTED));
+    let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+    assert_eq!(
+        (r.local, r.remote),
+        (natt(RESPONDER), natt(INITIATOR)),
+        "the responder did not move"
+    );
+    let stats = sim.nodes[1].engine.stats();
+    assert_eq!(stats.mobike_updates_refused, 1);
+    assert_eq!(stats.mobike_moves, 0);
 }
