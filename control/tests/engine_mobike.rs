@@ -462,7 +462,10 @@ fn lose_first_uplink_holding(
 /// The first datagram held back, opened with `cipher`, its COOKIE2 off by one bit, sealed
 /// again: what a peer that echoes a wrong cookie sends.
 fn with_wrong_cookie2(held: &[Transmit], cipher: &SkCipher) -> (Transmit, Vec<u8>) {
-    let echo = held.first().expect("the COOKIE2 echo was held back").clone();
+    let echo = held
+        .first()
+        .expect("the COOKIE2 echo was held back")
+        .clone();
     let (header, mut inner) = opened(&echo, cipher).unwrap();
     for p in &mut inner {
         if let Payload::Notify(n) = p
@@ -500,7 +503,10 @@ fn an_update_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and_moves_noth
     assert!(
         sim.nodes[0].events.iter().any(|e| matches!(
             e,
-            Event::IkeSaDeleted { reason: DeleteReason::Cookie2Mismatch, .. }
+            Event::IkeSaDeleted {
+                reason: DeleteReason::Cookie2Mismatch,
+                ..
+            }
         )),
         "the IKE SA is closed: {:?}",
         sim.nodes[0].events
@@ -533,7 +539,10 @@ fn a_return_routability_answer_whose_cookie2_echo_is_wrong_closes_the_ike_sa_and
     assert!(
         sim.nodes[1].events.iter().any(|e| matches!(
             e,
-            Event::IkeSaDeleted { reason: DeleteReason::Cookie2Mismatch, .. }
+            Event::IkeSaDeleted {
+                reason: DeleteReason::Cookie2Mismatch,
+                ..
+            }
         )),
         "the IKE SA is closed: {:?}",
         sim.nodes[1].events
@@ -616,4 +625,6 @@ fn no_nats_allowed_that_does_not_match_the_ip_header_is_answered_with_unexpected
     let stats = sim.nodes[1].engine.stats();
     assert_eq!(stats.mobike_updates_refused, 1);
     assert_eq!(stats.mobike_moves, 0);
+    // Nor is the refused UPDATE's address list applied (RFC 4555 § 3.9).
+    assert_eq!(stats.mobike_address_lists_received, 0);
 }

@@ -463,12 +463,19 @@ impl Core {
         } else if update {
             out.extend(self.update_requested(sa, pair, payloads));
         }
+        // A refused UPDATE changes nothing: its list would count the address a NAT put in
+        // its IP header as the peer's (RFC 4555 § 3.9).
+        let refused = out.iter().any(
+            |p| matches!(p, Payload::Notify(n) if n.ty == NotifyType::UNEXPECTED_NAT_DETECTED),
+        );
         if !update && has_notify(payloads, NotifyType::NAT_DETECTION_SOURCE_IP) {
             // NAT detection in any INFORMATIONAL request is answered in kind, and nothing
             // else follows from it (RFC 4555 § 3.8).
             out.extend(nat_detection_payloads(sa.spi_i, sa.spi_r, pair));
         }
-        if let Some(list) = list {
+        if let Some(list) = list
+            && !refused
+        {
             self.stats.mobike_address_lists_received += 1;
             sa.paths.set_peer(pair.remote.ip(), &list, &sa.path);
             tracing::debug!(connection = %sa.connection, peer = ?sa.paths.peer(), "the peer's address list");
