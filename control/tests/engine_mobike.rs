@@ -628,3 +628,58 @@ fn no_nats_allowed_that_does_not_match_the_ip_header_is_answered_with_unexpected
     // Nor is the refused UPDATE's address list applied (RFC 4555 § 3.9).
     assert_eq!(stats.mobike_address_lists_received, 0);
 }
+
+#[test]
+fn nat_detection_in_any_informational_request_is_answered_in_kind_and_nothing_else_follows() {
+    for with_nat_detection in [false, true] {
+        let keys = Records::default();
+        let mut sim = multihomed_with_keys(12, true, ReturnRoutability::NewAddresses, Some(&keys));
+        let secrets = keys.1.lock().unwrap()[0].clone();
+        let c = secrets.cipher(false);
+        // The initiator's path check (an empty INFORMATIONAL request) from its second address.
+        let held = lose_first_uplink_holding(&mut sim, move |t| {
+            t.local.ip() == INITIATOR_2
+                && opened(t, &c).is_some_and(|(h, inner)| {
+                    h.exchange_type == ExchangeType::INFORMATIONAL
+                        && !h.flags.response()
+                        && inner.is_empty()
+                })
+        });
+        assert!(sim.run_until(LIMIT, |_| !held.lock().unwrap().is_empty()));
+        let check = held.lock().unwrap()[0].clone();
+        let (header, mut inner) = opened(&check, &secrets.cipher(false)).unwrap();
+        if with_nat_detection {
+            inner.push(Payload::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                [7; 20],
+            )));
+            inner.push(Payload::Notify(Notify::new(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                [8; 20],
+            )));
+        }
+        let request = sealed(header, &inner, &secrets.cipher(false));
+        let answers_before = sim.nodes[1].sent.len();
+        let now = sim.now;
+        sim.nodes[1]
+            .engine
+            .handle_datagram(now, check.remote, check.local, &request);
+        sim.collect();
+        let responder = secrets.cipher(true);
+        let answer = sim.nodes[1].sent[answers_before..]
+            .iter()
+            .find_map(|t| opened(t, &responder).filter(|(h, _)| h.flags.response()))
+            .expect("the responder answered")
+            .1;
+        for ty in [
+            NotifyType::NAT_DETECTION_SOURCE_IP,
+            NotifyType::NAT_DETECTION_DESTINATION_IP,
+        ] {
+            assert_eq!(has(&answer, ty), with_nat_detection, "{ty:?}");
+        }
+        // No other action: the responder stays where it is (only the initiator moves).
+        let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+        assert_eq!((r.local, r.remote), (natt(RESPONDER), natt(INITIATOR)));
+        assert_eq!(sim.nodes[1].engine.stats().mobike_moves, 0);
+    }
+}
