@@ -683,3 +683,174 @@ fn nat_detection_in_any_informational_request_is_answered_in_kind_and_nothing_el
         assert_eq!(sim.nodes[1].engine.stats().mobike_moves, 0);
     }
 }
+
+/// One step of [`under_any_churn_no_unauthenticated_datagram_moves_an_sa_and_both_sides_agree`].
+#[derive(Debug, Clone)]
+enum Churn {
+    /// Address `which` (0 or 1) of node `node` goes down or comes back, and its host says so.
+    Address { node: usize, which: usize, up: bool },
+    /// A datagram the other node sent (number `pick`, modulo), one byte (`at`, modulo)
+    /// changed, arrives at `node` from a source of the attacker's.
+    Forgery { node: usize, pick: usize, at: usize },
+    /// Time passes (`millis`), with loss (`loss` / 255 × 30 %), duplication and reordering.
+    Run { millis: u16, loss: u8 },
+}
+
+fn churn() -> impl proptest::strategy::Strategy<Value = Vec<Churn>> {
+    use proptest::prelude::*;
+    let step =
+        prop_oneof![
+            (0..2usize, 0..2usize, any::<bool>()).prop_map(|(node, which, up)| Churn::Address {
+                node,
+                which,
+                up
+            }),
+            (0..2usize, any::<usize>(), any::<usize>())
+                .prop_map(|(node, pick, at)| Churn::Forgery { node, pick, at }),
+            (1..20_000u16, any::<u8>()).prop_map(|(millis, loss)| Churn::Run { millis, loss }),
+        ];
+    proptest::collection::vec(step, 1..14)
+}
+
+/// Each node's view: its IKE SA's path and its CHILD_SAs' endpoints.
+fn views(sim: &Sim) -> Vec<Option<(SocketAddr, SocketAddr, Vec<(SocketAddr, SocketAddr)>)>> {
+    sim.nodes
+        .iter()
+        .map(|n| {
+            let sa = n.engine.ike_sas().into_iter().find(|s| s.established)?;
+            let children = n.sink.iter().map(|c| (c.local, c.remote)).collect();
+            Some((sa.local, sa.remote, children))
+        })
+        .collect()
+}
+
+/// Acceptance 7: under any sequence of address changes (both ends multihomed), losses,
+/// duplicates, reordering and forged datagrams, no unauthenticated datagram moves an SA, and
+/// once the network heals, two sides that both hold the IKE SA agree on its path and on every
+/// CHILD_SA's.
+#[test]
+fn under_any_churn_no_unauthenticated_datagram_moves_an_sa_and_both_sides_agree() {
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use std::cell::Cell;
+    use std::collections::HashSet;
+    let addresses = [[INITIATOR, INITIATOR_2], [RESPONDER, RESPONDER_2]];
+    let (moved, forged, agreed) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&churn(), |steps| {
+        let mut sim = multihomed(13, true, ReturnRoutability::NewAddresses);
+        let down: Arc<Mutex<HashSet<IpAddr>>> = Arc::default();
+        let filter = down.clone();
+        sim.drop_if = Some(Box::new(move |t| {
+            let down = filter.lock().unwrap();
+            down.contains(&t.local.ip()) || down.contains(&t.remote.ip())
+        }));
+        sim.faults.duplicate = 0.05;
+        sim.faults.reorder = 0.1;
+        sim.faults.delay_max = Duration::from_millis(40);
+        for step in steps {
+            match step {
+                Churn::Address { node, which, up } => {
+                    let a = addresses[node][which];
+                    {
+                        let mut down = down.lock().unwrap();
+                        if up {
+                            down.remove(&a);
+                        } else {
+                            down.insert(a);
+                        }
+                    }
+                    let up_now: Vec<IpAddr> = {
+                        let down = down.lock().unwrap();
+                        addresses[node]
+                            .iter()
+                            .copied()
+                            .filter(|a| !down.contains(a))
+                            .collect()
+                    };
+                    let now = sim.now;
+                    sim.nodes[node].engine.set_local_addresses(now, &up_now);
+                    sim.collect();
+                }
+                Churn::Forgery { node, pick, at } => {
+                    let other = &sim.nodes[1 - node].sent;
+                    let mut datagram = other[pick % other.len()].clone();
+                    let at = at % datagram.payload.len();
+                    datagram.payload[at] ^= 0x5a;
+                    let before = views(&sim);
+                    let events = sim.nodes[node].events.len();
+                    let now = sim.now;
+                    let spoofed: SocketAddr = "203.0.113.66:4500".parse().unwrap();
+                    sim.nodes[node].engine.handle_datagram(
+                        now,
+                        datagram.remote,
+                        spoofed,
+                        &datagram.payload,
+                    );
+                    sim.collect();
+                    forged.set(forged.get() + 1);
+                    if views(&sim) != before
+                        || sim.nodes[node].events[events..]
+                            .iter()
+                            .any(|e| matches!(e, Event::PathUpdated { .. }))
+                    {
+                        return Err(TestCaseError::fail(format!(
+                            "a forged datagram (byte {at} of {:?}) moved an SA",
+                            datagram.payload.get(..28)
+                        )));
+                    }
+                }
+                Churn::Run { millis, loss } => {
+                    sim.faults.loss = f64::from(loss) / 255.0 * 0.3;
+                    sim.run_for(Duration::from_millis(u64::from(millis)));
+                }
+            }
+        }
+        // The network heals: every address back, no more loss.
+        down.lock().unwrap().clear();
+        sim.faults = Default::default();
+        for (node, all) in addresses.iter().enumerate() {
+            let now = sim.now;
+            sim.nodes[node].engine.set_local_addresses(now, all);
+        }
+        sim.run_for(Duration::from_secs(600));
+        moved.set(
+            moved.get()
+                + sim
+                    .nodes
+                    .iter()
+                    .map(|n| n.engine.stats().mobike_moves as u32)
+                    .sum::<u32>(),
+        );
+        if let [Some(i), Some(r)] = views(&sim).as_slice() {
+            agreed.set(agreed.get() + 1);
+            let (il, ir, ic) = i;
+            let (rl, rr, rc) = r;
+            if (il, ir) != (rr, rl) {
+                return Err(TestCaseError::fail(format!(
+                    "the IKE SA's paths differ: initiator {il} → {ir}, responder {rl} → {rr}"
+                )));
+            }
+            let mirrored: Vec<(SocketAddr, SocketAddr)> = rc.iter().map(|&(l, r)| (r, l)).collect();
+            if ic != &mirrored || ic.iter().any(|c| c != &(*il, *ir)) {
+                return Err(TestCaseError::fail(format!(
+                    "the CHILD_SAs' endpoints differ from the IKE SA's path: {ic:?} / {rc:?} on {il} → {ir}"
+                )));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // Not vacuous: the cases moved SAs, forged datagrams and ended with both sides' SAs.
+    let (moved, forged, agreed) = (moved.get(), forged.get(), agreed.get());
+    println!("{moved} moves, {forged} forged datagrams, {agreed} cases ending with both SAs");
+    assert!(
+        moved > 20 && forged > 20 && agreed > 20,
+        "{moved} {forged} {agreed}"
+    );
+}
