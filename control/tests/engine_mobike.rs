@@ -712,8 +712,12 @@ fn churn() -> impl proptest::strategy::Strategy<Value = Vec<Churn>> {
     proptest::collection::vec(step, 1..14)
 }
 
-/// Each node's view: its IKE SA's path and its CHILD_SAs' endpoints.
-fn views(sim: &Sim) -> Vec<Option<(SocketAddr, SocketAddr, Vec<(SocketAddr, SocketAddr)>)>> {
+/// A node's view: its established IKE SA's path (local, remote) and its CHILD_SAs'
+/// endpoints.
+type View = (SocketAddr, SocketAddr, Vec<(SocketAddr, SocketAddr)>);
+
+/// Each node's [`View`], if it holds an established IKE SA.
+fn views(sim: &Sim) -> Vec<Option<View>> {
     sim.nodes
         .iter()
         .map(|n| {
