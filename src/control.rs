@@ -17,6 +17,7 @@ use roamgate_control::config::ConfigError;
 use roamgate_control::daemon::config::{Loaded, load_full};
 use roamgate_control::daemon::signals::{SignalRequest, Signals};
 use roamgate_control::daemon::{ConfigLoader, Daemon, HostWatch};
+use roamgate_control::engine::path::HostAddress;
 use roamgate_control::engine::{MemorySaSink, SaSink};
 use roamgate_control::pinned_sink::{OpenError, PinnedMapSink};
 use roamgate_gateway::netlink::{self, Change, ChangeEvents};
@@ -80,10 +81,10 @@ impl HostWatch for NetlinkHost {
         }
     }
 
-    fn usable_addresses(&mut self) -> Vec<std::net::IpAddr> {
+    fn usable_addresses(&mut self) -> Vec<HostAddress> {
         netlink::usable_addresses()
             .into_iter()
-            .map(|(_, a)| a)
+            .map(|(interface, address)| HostAddress { interface, address })
             .collect()
     }
 }

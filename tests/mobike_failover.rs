@@ -19,11 +19,16 @@
 //!
 //! Needs root, bpffs and strongSwan; fails (never skips) with the reason otherwise.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use roamgate_lab::roamgate::{ControlConfig, RoamgateGateway};
 use roamgate_lab::scenario::{FailoverReport, Fault, Gateway, branch_failover, failover};
+use roamgate_lab::strongswan::{self, Charon, TunnelParams};
+use roamgate_lab::topology::RoadWarrior;
 use roamgate_lab::topology::{Fabric, Options};
+use roamgate_lab::traffic::{ProbeConfig, ProbeStream};
 use roamgate_lab::{Lab, require_root};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roamgate");
@@ -63,7 +68,7 @@ fn on_both(
 fn a_strongswan_road_warrior_whose_uplink_goes_down_moves_through_roamgate_in_place() {
     let (r, _, lab) = through_roamgate_and_anchor("mobike_rw_uplink", Fault::ClientUplinkDown);
     assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.ends_with("(ESTABLISHED)"),
+        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
         "the road warrior moved to roamgate's second WAN address:\n{r}\nlogs in {}",
         lab.logs().display()
     );
@@ -79,7 +84,7 @@ fn roamgate_losing_carrier_on_its_wan_link_moves_the_road_warrior_to_its_other_o
     let (r, anchor, lab) =
         through_roamgate_and_anchor("mobike_gw_carrier", Fault::GatewayCarrierLoss);
     assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.ends_with("(ESTABLISHED)"),
+        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
         "the road warrior moved to roamgate's second WAN address:\n{r}\nlogs in {}",
         lab.logs().display()
     );
@@ -98,7 +103,7 @@ fn roamgate_losing_carrier_on_its_wan_link_moves_the_road_warrior_to_its_other_o
 fn roamgate_whose_wan_interface_goes_down_moves_the_road_warrior_to_its_other_one() {
     let (r, _, lab) = through_roamgate_and_anchor("mobike_gw_down", Fault::GatewayUplinkDown);
     assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.ends_with("(ESTABLISHED)"),
+        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
         "the road warrior moved to roamgate's second WAN address:\n{r}\nlogs in {}",
         lab.logs().display()
     );
@@ -113,7 +118,7 @@ fn roamgate_whose_wan_interface_goes_down_moves_the_road_warrior_to_its_other_on
 fn a_strongswan_road_warrior_behind_a_router_moves_through_roamgate_when_its_uplink_goes_down() {
     let router = Options {
         fabric: Fabric::Router,
-        nat: false,
+        nat: None,
     };
     let (r, _, lab) = on_both("mobike_rw_uplink_router", |lab, gateway| {
         failover(lab, gateway, router, Fault::ClientUplinkDown, BEFORE, AFTER)
@@ -122,7 +127,7 @@ fn a_strongswan_road_warrior_behind_a_router_moves_through_roamgate_when_its_upl
     // end moves.
     let local = |path: &str| path.split(" → ").next().unwrap_or_default().to_string();
     assert!(
-        local(&r.path_after) != local(&r.path_before) && r.path_after.ends_with("(ESTABLISHED)"),
+        local(&r.path_after) != local(&r.path_before) && r.path_after.contains("(ESTABLISHED;"),
         "the road warrior moved to its second uplink:\n{r}\nlogs in {}",
         lab.logs().display()
     );
@@ -140,7 +145,7 @@ fn a_roamgate_branch_router_whose_uplink_goes_down_moves_its_tunnel_in_place() {
     });
     // The head office's view: its IKE SA now ends at the branch's second uplink.
     assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.ends_with("(ESTABLISHED)"),
+        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
         "the tunnel moved to the branch's second uplink:\n{r}\nlogs in {}",
         lab.logs().display()
     );
@@ -149,4 +154,191 @@ fn a_roamgate_branch_router_whose_uplink_goes_down_moves_its_tunnel_in_place() {
         "traffic between the sites came back:\n{r}\nlogs in {}",
         lab.logs().display()
     );
+}
+
+/// The "IKE SA moved" lines of `roamgate control`'s log in `lab`.
+fn moves_logged(lab: &Lab) -> Vec<String> {
+    std::fs::read_to_string(lab.logs().join("roamgate-control.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("IKE SA moved"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_road_warrior_moving_behind_a_nat_gets_udp_encapsulation_from_roamgate() {
+    // A NAT on the road warrior's second uplink: the path it moves to crosses it.
+    let behind = Options {
+        fabric: Fabric::Bridges,
+        nat: Some(1),
+    };
+    let (r, _, lab) = on_both("mobike_into_nat", |lab, gateway| {
+        failover(lab, gateway, behind, Fault::ClientUplinkDown, BEFORE, AFTER)
+    });
+    assert!(
+        r.path_before.contains("CHILD_SA TUNNEL)")
+            && r.path_after.contains("CHILD_SA TUNNEL-in-UDP)"),
+        "ESP goes into UDP on the new path:\n{r}\nlogs in {}",
+        lab.logs().display()
+    );
+    // Raw ESP does not cross the masquerading NAT: the downstream's recovery shows roamgate
+    // encapsulates too.
+    assert!(r.recovered(), "{r}\nlogs in {}", lab.logs().display());
+    let moves = moves_logged(&lab);
+    assert!(
+        moves.iter().any(|l| l.contains("udp_encap=true")),
+        "{moves:?}"
+    );
+}
+
+#[test]
+fn a_road_warrior_leaving_a_nat_gets_plain_esp_from_roamgate() {
+    // A NAT on the road warrior's first uplink: the path it moves to has none.
+    let behind = Options {
+        fabric: Fabric::Bridges,
+        nat: Some(0),
+    };
+    let (r, _, lab) = on_both("mobike_out_of_nat", |lab, gateway| {
+        failover(lab, gateway, behind, Fault::ClientUplinkDown, BEFORE, AFTER)
+    });
+    assert!(
+        r.path_before.contains("CHILD_SA TUNNEL-in-UDP)")
+            && r.path_after.contains("CHILD_SA TUNNEL)"),
+        "ESP leaves UDP on the new path:\n{r}\nlogs in {}",
+        lab.logs().display()
+    );
+    assert!(r.recovered(), "{r}\nlogs in {}", lab.logs().display());
+    let moves = moves_logged(&lab);
+    assert!(
+        moves.iter().any(|l| l.contains("udp_encap=false")),
+        "{moves:?}"
+    );
+}
+
+/// Deletes (or, with `add`, adds back) the road warrior's addresses of one family on both
+/// uplinks.
+fn rw_addresses(topo: &RoadWarrior, v6: bool, add: bool) {
+    for u in &topo.rw.uplinks {
+        let addr = if v6 {
+            format!("{}/64", u.v6)
+        } else {
+            format!("{}/24", u.v4)
+        };
+        let verb = if add { "add" } else { "del" };
+        must(topo.rw.ns.ip(&["addr", verb, &addr, "dev", &u.ifname]));
+    }
+}
+
+/// 1 ms probes both ways for `before + after`; the fault `at` the end of `before`.
+fn probed(
+    topo: &RoadWarrior,
+    vip: &str,
+    fault: impl FnOnce(),
+) -> (
+    roamgate_lab::traffic::ProbeReport,
+    roamgate_lab::traffic::ProbeReport,
+) {
+    let (lan_v4, _) = topo.lan.lan_addr.expect("the LAN host has an address");
+    let config = ProbeConfig {
+        duration: BEFORE + AFTER,
+        ..ProbeConfig::default()
+    };
+    let up = must(ProbeStream::start(
+        &topo.rw.ns,
+        &topo.lan.ns,
+        SocketAddr::new(lan_v4.into(), 9000),
+        config,
+    ));
+    let down = must(ProbeStream::start(
+        &topo.lan.ns,
+        &topo.rw.ns,
+        must(format!("{vip}:9001").parse::<SocketAddr>()),
+        config,
+    ));
+    must(up.wait_received(100, BEFORE));
+    must(down.wait_received(100, BEFORE));
+    std::thread::sleep(BEFORE.saturating_sub(up.elapsed()));
+    fault();
+    (up.finish(), down.finish())
+}
+
+#[test]
+fn a_road_warrior_that_loses_ipv4_moves_to_ipv6_through_roamgate_and_back() {
+    must(require_root());
+    let lab = must(Lab::new("mobike_v4_v6"));
+    let topo = must(RoadWarrior::build(Options::default()));
+    must(topo.lan.ns.exec("ethtool", &["-K", "eth0", "tx", "off"]));
+    let params = TunnelParams::default();
+    let lan = topo.gw.lan.clone().expect("the gateway has a LAN");
+    // roamgate announces both families; the road warrior starts on IPv4.
+    let v4: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
+    let both: Vec<String> = v4
+        .iter()
+        .cloned()
+        .chain(topo.gw.uplinks.iter().map(|u| u.v6.to_string()))
+        .collect();
+    let gateway = must(RoamgateGateway::start(
+        &lab,
+        &topo.gw.ns,
+        Path::new(BIN),
+        ControlConfig::road_warrior_gateway(&params, &both, &lan.prefix_v4),
+    ));
+    let rw = must(Charon::start(
+        &lab,
+        &topo.rw.ns,
+        "rw",
+        &strongswan::road_warrior_client(&params, &v4, &lan.prefix_v4),
+    ));
+    must(rw.initiate("home", "lan"));
+    let sa = must(rw.wait_established("home", "lan", Duration::from_secs(20)));
+    let vip = sa.local_vips.first().cloned().expect("a virtual IP");
+    assert!(sa.remote.starts_with("198.18."), "{}", sa.remote);
+    let path = || {
+        must(rw.list_sas())
+            .into_iter()
+            .find(|s| s.name == "home")
+            .map(|s| (s.local, s.remote, s.state))
+    };
+
+    let (up, down) = probed(&topo, &vip, || rw_addresses(&topo, false, false));
+    let after_v6 = path();
+    println!("IPv4 gone: {after_v6:?}\nupstream {up}\ndownstream {down}");
+    assert!(
+        after_v6
+            .as_ref()
+            .is_some_and(|(l, r, s)| l.starts_with("fd00:")
+                && r.starts_with("fd00:")
+                && s == "ESTABLISHED"),
+        "moved to IPv6: {after_v6:?}; logs in {}",
+        lab.logs().display()
+    );
+    assert!(
+        up.recovered(Duration::from_millis(500)) && down.recovered(Duration::from_millis(500)),
+        "traffic came back over IPv6: {up} / {down}; logs in {}",
+        lab.logs().display()
+    );
+
+    let (up, down) = probed(&topo, &vip, || {
+        rw_addresses(&topo, false, true);
+        rw_addresses(&topo, true, false);
+    });
+    let after_v4 = path();
+    println!("IPv6 gone, IPv4 back: {after_v4:?}\nupstream {up}\ndownstream {down}");
+    assert!(
+        after_v4
+            .as_ref()
+            .is_some_and(|(l, r, s)| l.starts_with("198.18.")
+                && r.starts_with("198.18.")
+                && s == "ESTABLISHED"),
+        "moved back to IPv4: {after_v4:?}; logs in {}",
+        lab.logs().display()
+    );
+    assert!(
+        up.recovered(Duration::from_millis(500)) && down.recovered(Duration::from_millis(500)),
+        "traffic came back over IPv4: {up} / {down}; logs in {}",
+        lab.logs().display()
+    );
+    drop(rw);
+    must(gateway.stop());
 }

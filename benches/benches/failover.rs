@@ -62,7 +62,7 @@ fn main() -> Result<()> {
     let bridges = Options::default();
     let router = Options {
         fabric: Fabric::Router,
-        nat: false,
+        nat: None,
     };
     type Scenario = Box<dyn Fn(&Lab, Gateway<'_>) -> roamgate_lab::Result<FailoverReport>>;
     let road_warrior = |options: Options, fault: Fault| -> Scenario {

@@ -95,6 +95,7 @@ fn connection(
     ConnectionConfig {
         name: name.into(),
         local_addrs: local.map(IpAddr::V4).into_iter().collect(),
+        links: Vec::new(),
         remote_addrs: peer.map(IpAddr::V4).into_iter().collect(),
         ike_proposals: vec![spec(Protocol::Ike, PROPOSAL)],
         local_id: Some(local_id),

@@ -95,6 +95,35 @@ fn return_routability_defaults_to_new_addresses_and_takes_each_policy() {
 }
 
 #[test]
+fn links_are_interface_names_in_order_and_bad_ones_are_refused() {
+    let c = parse(&base()).unwrap();
+    assert!(
+        c.connections["rw"].links.is_empty(),
+        "default: any interface"
+    );
+    let with = |links: &str| {
+        replace(
+            r#"proposals = ["aes128gcm16-prfsha256-x25519"]"#,
+            &format!("proposals = [\"aes128gcm16-prfsha256-x25519\"]\nlinks = {links}"),
+        )
+    };
+    let c = parse(&with(r#"["wan2", "wan1"]"#)).unwrap();
+    assert_eq!(c.connections["rw"].links, ["wan2", "wan1"]);
+    for (bad, why) in [
+        (r#"["wan1", "wan1"]"#, "listed twice"),
+        (r#"["a/b"]"#, "not an interface name"),
+        (r#"[""]"#, "not an interface name"),
+        (r#"["sixteen-chars-xx"]"#, "not an interface name"),
+    ] {
+        let e = parse(&with(bad)).unwrap_err().to_string();
+        assert!(
+            e.contains("connections.rw.links") && e.contains(why),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn bad_configs_name_file_key_and_reason() {
     let cases: Vec<(String, &str, &str)> = vec![
         (

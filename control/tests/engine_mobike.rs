@@ -13,6 +13,7 @@ use std::time::Duration;
 use roamgate_control::crypto::Secret;
 use roamgate_control::crypto::sk::{Encr, Integ, SkCipher};
 use roamgate_control::engine::keylog::{IkeSaKeys, KeyLog};
+use roamgate_control::engine::path::HostAddress;
 use roamgate_control::engine::{DeleteReason, Event, NATT_PORT, ReturnRoutability, Transmit};
 use roamgate_control::wire::payload::{Notify, Payload, decode_chain, encode_chain_to_vec};
 use roamgate_control::wire::{ExchangeType, Message, NotifyType};
@@ -120,10 +121,10 @@ fn multihomed_with_keys(
     } else {
         &[INITIATOR]
     };
-    sim.nodes[0].engine.set_local_addresses(now, host);
+    sim.nodes[0].engine.set_local_addresses(now, &on_eth0(host));
     sim.nodes[1]
         .engine
-        .set_local_addresses(now, &[RESPONDER, RESPONDER_2]);
+        .set_local_addresses(now, &on_eth0(&[RESPONDER, RESPONDER_2]));
     sim.nodes[0].engine.initiate(now, "gw").unwrap();
     assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
         && s.nodes[1].sink.len() == 1));
@@ -157,7 +158,9 @@ fn lose_first_uplink(sim: &mut Sim) {
         t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR
     }));
     let now = sim.now;
-    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[INITIATOR_2]));
 }
 
 #[test]
@@ -334,7 +337,9 @@ fn tshark_decrypts_and_dissects_every_mobike_message_both_engines_send() {
         t.local.ip() == RESPONDER || t.remote.ip() == RESPONDER
     }));
     let now = sim.now;
-    sim.nodes[1].engine.set_local_addresses(now, &[RESPONDER_2]);
+    sim.nodes[1]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[RESPONDER_2]));
     assert!(
         sim.run_until(LIMIT, |s| moved_to(s, INITIATOR_2, RESPONDER_2)),
         "{:?}\n{:#?}\n{:#?}\n{:#?}",
@@ -348,7 +353,7 @@ fn tshark_decrypts_and_dissects_every_mobike_message_both_engines_send() {
     let now = sim.now;
     sim.nodes[0]
         .engine
-        .set_local_addresses(now, &[INITIATOR, INITIATOR_2]);
+        .set_local_addresses(now, &on_eth0(&[INITIATOR, INITIATOR_2]));
     sim.run_for(Duration::from_secs(5));
 
     let v4 = |a: SocketAddr| match a.ip() {
@@ -455,7 +460,9 @@ fn lose_first_uplink_holding(
         false
     }));
     let now = sim.now;
-    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[INITIATOR_2]));
     held
 }
 
@@ -776,7 +783,7 @@ fn under_any_churn_no_unauthenticated_datagram_moves_an_sa_and_both_sides_agree(
                             .collect()
                     };
                     let now = sim.now;
-                    sim.nodes[node].engine.set_local_addresses(now, &up_now);
+                    sim.nodes[node].engine.set_local_addresses(now, &on_eth0(&up_now));
                     sim.collect();
                 }
                 Churn::Forgery { node, pick, at } => {
@@ -818,7 +825,7 @@ fn under_any_churn_no_unauthenticated_datagram_moves_an_sa_and_both_sides_agree(
         sim.faults = Default::default();
         for (node, all) in addresses.iter().enumerate() {
             let now = sim.now;
-            sim.nodes[node].engine.set_local_addresses(now, all);
+            sim.nodes[node].engine.set_local_addresses(now, &on_eth0(all));
         }
         sim.run_for(Duration::from_secs(600));
         moved.set(
@@ -856,5 +863,93 @@ fn under_any_churn_no_unauthenticated_datagram_moves_an_sa_and_both_sides_agree(
     assert!(
         moved > 20 && forged > 20 && agreed > 20,
         "{moved} {forged} {agreed}"
+    );
+}
+
+/// The initiator's uplinks: `wan1` (its first address) and the costly `lte` (its second);
+/// its connection may use `links`.
+fn initiator_on_links(seed: u64, links: &[&str]) -> Sim {
+    let (mut i, mut r) = pair_configs();
+    i.connections[0].mobike = true;
+    i.connections[0].local_addrs = vec![];
+    i.connections[0].links = links.iter().map(|l| l.to_string()).collect();
+    r.connections[0].mobike = true;
+    r.connections[0].local_addrs = vec![RESPONDER, RESPONDER_2];
+    let mut sim = sim_pair(seed, i, r);
+    sim.nodes[0].addrs.push(INITIATOR_2);
+    sim.nodes[1].addrs.push(RESPONDER_2);
+    let now = sim.now;
+    sim.nodes[0].engine.set_local_addresses(
+        now,
+        &[
+            HostAddress::new("wan1", INITIATOR),
+            HostAddress::new("lte", INITIATOR_2),
+        ],
+    );
+    sim.nodes[1]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[RESPONDER, RESPONDER_2]));
+    sim.nodes[0].engine.initiate(now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
+        && s.nodes[1].sink.len() == 1));
+    sim
+}
+
+#[test]
+fn a_connection_kept_off_the_costly_link_waits_for_its_own_instead_of_moving_there() {
+    let mut sim = initiator_on_links(14, &["wan1"]);
+    // The costly link is neither used nor announced.
+    let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+    assert_eq!(r.peer_addresses, [INITIATOR]);
+    sim.drop_if = Some(Box::new(|t| {
+        t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR
+    }));
+    let now = sim.now;
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &[HostAddress::new("lte", INITIATOR_2)]);
+    sim.run_for(Duration::from_secs(30));
+    let stats = sim.nodes[0].engine.stats();
+    assert_eq!(
+        stats.mobike_moves, 0,
+        "it did not move onto the costly link"
+    );
+    assert!(
+        !sim.nodes[0]
+            .sent
+            .iter()
+            .any(|t| t.local.ip() == INITIATOR_2),
+        "nothing went out on the costly link"
+    );
+    // Its link comes back: the SA is still there, on it.
+    sim.drop_if = None;
+    let now = sim.now;
+    sim.nodes[0].engine.set_local_addresses(
+        now,
+        &[
+            HostAddress::new("wan1", INITIATOR),
+            HostAddress::new("lte", INITIATOR_2),
+        ],
+    );
+    sim.run_for(Duration::from_secs(10));
+    assert!(moved_to(&sim, INITIATOR, RESPONDER), "{:?}", paths(&sim));
+}
+
+#[test]
+fn a_connection_allowed_on_the_costly_link_moves_there_when_its_first_link_fails() {
+    let mut sim = initiator_on_links(15, &["wan1", "lte"]);
+    let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+    assert_eq!(r.peer_addresses, [INITIATOR, INITIATOR_2]);
+    sim.drop_if = Some(Box::new(|t| {
+        t.local.ip() == INITIATOR || t.remote.ip() == INITIATOR
+    }));
+    let now = sim.now;
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &[HostAddress::new("lte", INITIATOR_2)]);
+    assert!(
+        sim.run_until(LIMIT, |s| moved_to(s, INITIATOR_2, RESPONDER)),
+        "{:?}",
+        paths(&sim)
     );
 }

@@ -38,7 +38,7 @@ fn two_uplinks(seed: u64) -> Sim {
     let now = sim.now;
     sim.nodes[0]
         .engine
-        .set_local_addresses(now, &[INITIATOR_2, other, INITIATOR]);
+        .set_local_addresses(now, &on_eth0(&[INITIATOR_2, other, INITIATOR]));
     sim.nodes[0].engine.initiate(now, "gw").unwrap();
     assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
         && s.nodes[1].sink.len() == 1));
@@ -72,7 +72,9 @@ fn the_local_set_is_the_connection_s_addresses_the_host_has_and_the_pairs_follow
     // The first uplink goes away: the set and the pairs follow at once; nothing is sent
     // and nothing moves (only an authenticated exchange moves an SA).
     let now = sim.now;
-    sim.nodes[0].engine.set_local_addresses(now, &[INITIATOR_2]);
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[INITIATOR_2]));
     let info = sim.nodes[0].engine.ike_sa(h).unwrap();
     assert_eq!(info.local_addresses, [INITIATOR_2]);
     let pairs: Vec<AddressPair> = info.candidates.iter().map(|c| c.pair).collect();

@@ -74,7 +74,7 @@ fn strongswan_road_warrior_behind_a_nat_reaches_the_lan_through_roamgate() {
     road_warrior(
         "esp_strongswan_road_warrior_nat",
         Options {
-            nat: true,
+            nat: Some(0),
             ..Options::default()
         },
         Inner::V4,

@@ -43,6 +43,7 @@ pub(crate) struct RawDaemon {
 pub(crate) struct RawConnection {
     pub(crate) version: Option<u8>,
     pub(crate) local_addrs: Option<Vec<String>>,
+    pub(crate) links: Option<Vec<String>>,
     pub(crate) remote_addrs: Option<Vec<String>>,
     pub(crate) local_port: Option<u16>,
     pub(crate) remote_port: Option<u16>,

@@ -119,6 +119,9 @@ pub struct Connection {
     /// Our addresses, most preferred first (MOBIKE announces them in this order). Default
     /// `%any`.
     pub local_addrs: Vec<AddrSpec>,
+    /// The link policy: the interfaces the connection may use, most preferred first. Default
+    /// none (any interface).
+    pub links: Vec<String>,
     /// Peer addresses; `%any` for a responder accepting anyone. Default `%any`.
     pub remote_addrs: Vec<AddrSpec>,
     /// Our IKE port (default 500).

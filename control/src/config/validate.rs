@@ -408,6 +408,23 @@ fn connection(
         ));
     }
     let local_addrs = ctx.addrs(&format!("{key}.local_addrs"), &c.local_addrs)?;
+    let links = c.links.clone().unwrap_or_default();
+    for (i, link) in links.iter().enumerate() {
+        let valid = !link.is_empty()
+            && link.len() < 16
+            && !link.contains(['/', ' ', '\t'])
+            && link != "."
+            && link != "..";
+        if !valid {
+            return Err(ctx.err(
+                format!("{key}.links"),
+                format!("{link:?} is not an interface name (1 to 15 characters, no '/' or spaces)"),
+            ));
+        }
+        if links[..i].contains(link) {
+            return Err(ctx.err(format!("{key}.links"), format!("{link:?} is listed twice")));
+        }
+    }
     let remote_addrs = ctx.addrs(&format!("{key}.remote_addrs"), &c.remote_addrs)?;
     let proposals = ctx.proposals(
         &format!("{key}.proposals"),
@@ -602,6 +619,7 @@ fn connection(
     Ok(Connection {
         name: name.to_owned(),
         local_addrs,
+        links,
         remote_addrs,
         local_port: c.local_port.unwrap_or(500),
         remote_port: c.remote_port.unwrap_or(500),

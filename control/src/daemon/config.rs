@@ -209,6 +209,7 @@ fn connection(name: &str, c: &Connection, err: ErrFn<'_>) -> Result<ConnectionCo
     Ok(ConnectionConfig {
         name: name.to_owned(),
         local_addrs,
+        links: c.links.clone(),
         remote_addrs,
         ike_proposals: c.proposals.clone(),
         local_id: c.local.id.clone(),

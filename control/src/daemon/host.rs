@@ -15,9 +15,10 @@
 //!
 //! [`Engine::set_local_addresses`]: crate::engine::Engine::set_local_addresses
 
-use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
+
+use crate::engine::path::HostAddress;
 
 /// How long after the first notification of a burst the addresses are read.
 pub const SETTLE: Duration = Duration::from_millis(20);
@@ -34,8 +35,9 @@ pub trait HostWatch: Send {
     /// Reads every pending notification without waiting.
     fn drain(&mut self);
 
-    /// Every address of an interface that is up and has carrier, in the interfaces' order.
-    fn usable_addresses(&mut self) -> Vec<IpAddr>;
+    /// Every address of an interface that is up and has carrier, with the interface's name,
+    /// in the interfaces' order.
+    fn usable_addresses(&mut self) -> Vec<HostAddress>;
 }
 
 /// The daemon's side of a [`HostWatch`]: when to read, and what was read last.
@@ -46,7 +48,7 @@ pub(super) struct Follower {
     /// When to read anyway.
     reread: Instant,
     /// What the engine was given last.
-    last: Option<Vec<IpAddr>>,
+    last: Option<Vec<HostAddress>>,
 }
 
 impl Follower {
@@ -75,15 +77,15 @@ impl Follower {
     }
 
     /// The new address set when it is time to read and it changed.
-    pub(super) fn poll(&mut self, now: Instant) -> Option<Vec<IpAddr>> {
+    pub(super) fn poll(&mut self, now: Instant) -> Option<Vec<HostAddress>> {
         if now < self.deadline() {
             return None;
         }
         self.due = None;
         self.reread = now + REREAD;
-        let mut now_usable: Vec<IpAddr> = Vec::new();
+        let mut now_usable: Vec<HostAddress> = Vec::new();
         for a in self.watch.usable_addresses() {
-            if !a.is_unspecified() && !now_usable.contains(&a) {
+            if !a.address.is_unspecified() && !now_usable.iter().any(|u| u.address == a.address) {
                 now_usable.push(a);
             }
         }
@@ -98,6 +100,7 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
 
     struct Fake(Arc<Mutex<Vec<IpAddr>>>);
@@ -107,23 +110,32 @@ mod tests {
             None
         }
         fn drain(&mut self) {}
-        fn usable_addresses(&mut self) -> Vec<IpAddr> {
-            self.0.lock().unwrap().clone()
+        fn usable_addresses(&mut self) -> Vec<HostAddress> {
+            let addrs = self.0.lock().unwrap().clone();
+            addrs
+                .into_iter()
+                .map(|a| HostAddress::new("eth0", a))
+                .collect()
         }
     }
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
+    fn ip(s: &str) -> HostAddress {
+        HostAddress::new("eth0", s.parse().unwrap())
+    }
+
+    fn set(host: &Mutex<Vec<IpAddr>>, addrs: &[&str]) {
+        *host.lock().unwrap() = addrs.iter().map(|a| a.parse().unwrap()).collect();
     }
 
     #[test]
     fn a_change_is_read_after_it_settles_and_only_a_change_is_reported() {
-        let host = Arc::new(Mutex::new(vec![ip("198.18.1.1"), ip("127.0.0.1")]));
+        let host = Arc::new(Mutex::new(Vec::new()));
+        set(&host, &["198.18.1.1", "127.0.0.1"]);
         let t0 = Instant::now();
         let mut f = Follower::new(Box::new(Fake(host.clone())), t0);
         assert_eq!(f.poll(t0), Some(vec![ip("198.18.1.1"), ip("127.0.0.1")]));
         assert_eq!(f.deadline(), t0 + REREAD);
-        *host.lock().unwrap() = vec![ip("0.0.0.0"), ip("198.18.2.1"), ip("198.18.2.1")];
+        set(&host, &["0.0.0.0", "198.18.2.1", "198.18.2.1"]);
         let t1 = t0 + Duration::from_millis(100);
         f.notified(t1);
         f.notified(t1 + Duration::from_millis(5));

@@ -451,7 +451,11 @@ impl Daemon {
         let Some(addresses) = self.host.as_mut().and_then(|h| h.poll(now)) else {
             return;
         };
-        tracing::info!(addresses = ?addresses, "usable local addresses");
+        let shown: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("{}@{}", a.address, a.interface))
+            .collect();
+        tracing::info!(addresses = ?shown, "usable local addresses");
         self.engine.set_local_addresses(now, &addresses);
     }
 

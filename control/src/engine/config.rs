@@ -112,6 +112,9 @@ pub struct ConnectionConfig {
     pub name: String,
     /// Our addresses, most preferred first; empty matches any (responder).
     pub local_addrs: Vec<IpAddr>,
+    /// The link policy: the host interfaces the connection may use, most preferred first
+    /// (its addresses on others are neither used nor announced); empty: any.
+    pub links: Vec<String>,
     /// The peer's addresses, most preferred first; an initiator sends to the first; empty
     /// matches any (responder).
     pub remote_addrs: Vec<IpAddr>,

@@ -9,7 +9,7 @@ use super::config::{ConnectionConfig, Mode};
 use super::exchange::REASSEMBLY_TIMEOUT;
 use super::exchange::Request;
 use super::negotiate::{EspAlgorithms, IkeAlgorithms};
-use super::path::{AddressPair, Path, Paths, local_set};
+use super::path::{AddressPair, HostAddress, Path, Paths, local_set};
 use super::timer::{Timer, TimerTable};
 use super::{ChildSaInfo, IkeSaHandle, IkeSaInfo};
 use crate::crypto::Secret;
@@ -389,14 +389,19 @@ impl IkeSa {
     /// Sets our address set from the connection's `local_addrs` and the `host`'s addresses
     /// (`None` until the daemon reported them, see [`local_set`]); returns whether it
     /// changed.
-    pub(super) fn set_host_addresses(&mut self, host: Option<&[IpAddr]>) -> bool {
-        let set = local_set(&self.cfg.local_addrs, host, self.path.local().ip());
+    pub(super) fn set_host_addresses(&mut self, host: Option<&[HostAddress]>) -> bool {
+        let set = local_set(
+            &self.cfg.local_addrs,
+            &self.cfg.links,
+            host,
+            self.path.local().ip(),
+        );
         self.paths.set_local(set, &self.path)
     }
 
     /// Starts the SA's address sets on the pair in use: the peer's is the address it uses,
     /// ours the connection's addresses among the `host`'s (before IKE_AUTH announces them).
-    pub(super) fn begin_paths(&mut self, host: Option<&[IpAddr]>) {
+    pub(super) fn begin_paths(&mut self, host: Option<&[HostAddress]>) {
         self.paths = Paths::new(&self.path);
         self.set_host_addresses(host);
     }

@@ -352,7 +352,7 @@ pub(in crate::engine) struct Core {
     wall_clock: Option<(Instant, SystemTime)>,
     /// The host's addresses, most preferred first, as the daemon last reported them
     /// ([`Engine::set_local_addresses`]); `None` until it does.
-    host_addresses: Option<Vec<IpAddr>>,
+    host_addresses: Option<Vec<path::HostAddress>>,
     /// Where every IKE SA's keys go for a dissector ([`Engine::set_key_log`]); `None`.
     key_log: Option<Box<dyn keylog::KeyLog>>,
     /// IKE SAs created by a handler (a new half-open SA, a rekeyed IKE SA's predecessor),
@@ -467,14 +467,16 @@ impl Engine {
         self.core.wall_clock = Some((now, wall));
     }
 
-    /// Tells the engine the host's addresses, most preferred first (the daemon's view of
-    /// its interfaces, after every change). Each IKE SA's local address set becomes the
-    /// connection's `local_addrs` that are among them, or all of them for a connection with
-    /// none (`%any`), and its candidate pairs follow (see [`IkeSaInfo::candidates`]). An
-    /// SA whose address in use is gone stays on it until an authenticated exchange moves
-    /// it: nothing here sends or moves anything.
-    pub fn set_local_addresses(&mut self, now: Instant, addresses: &[IpAddr]) {
-        let host: Vec<IpAddr> = addresses.to_vec();
+    /// Tells the engine the host's usable addresses, each with its interface, most
+    /// preferred first (the daemon's view, after every change). Each IKE SA's local address
+    /// set becomes those on its connection's `links` (all, without links) that are among
+    /// its `local_addrs`, or all of them of the scope in use for a connection with none
+    /// (`%any`), and its candidate pairs follow (see [`IkeSaInfo::candidates`]). A MOBIKE SA
+    /// whose set changed tells the peer: an initiator whose address in use is gone checks
+    /// the pairs left and moves with UPDATE_SA_ADDRESSES, anyone else announces its new list
+    /// (RFC 4555 § 3.5, § 3.6). Nothing moves before an authenticated answer.
+    pub fn set_local_addresses(&mut self, now: Instant, addresses: &[path::HostAddress]) {
+        let host: Vec<path::HostAddress> = addresses.to_vec();
         for h in self.sas.handles() {
             self.with_sa(h, |core, sa, _| {
                 if !sa.set_host_addresses(Some(&host)) {

@@ -211,15 +211,37 @@ impl Paths {
     }
 }
 
-/// An IKE SA's local address set: the connection's specific `configured` addresses (all
-/// of them, in their order, while the host's addresses are unknown; those the host has,
-/// once known), or, for a connection with none (`%any`), every address of the `host` of the
-/// same [`Scope`] as the address in use, `current` (a loopback or link-local address is no
-/// use to a peer reached over a global one). `current` stands in while nothing better is
-/// known.
+/// One of the host's addresses, as the daemon reports it: the interface it is on and the
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddress {
+    /// The interface (`wan1`), for a connection's `links`.
+    pub interface: String,
+    /// The address.
+    pub address: IpAddr,
+}
+
+impl HostAddress {
+    /// `address` on `interface`.
+    pub fn new(interface: &str, address: IpAddr) -> HostAddress {
+        HostAddress {
+            interface: interface.to_owned(),
+            address,
+        }
+    }
+}
+
+/// An IKE SA's local address set. While the host's addresses are unknown (`host` is `None`):
+/// the connection's specific `configured` addresses, in their order, or the address in use,
+/// `current`. Once known: the host's addresses on the connection's `links` (the interfaces
+/// it may use, most preferred first; none: any), and of those, the `configured` ones in
+/// their order — or, for a connection with none (`%any`), all of them of the same [`Scope`]
+/// as `current` (a loopback or link-local address is no use to a peer reached over a global
+/// one).
 pub(super) fn local_set(
     configured: &[IpAddr],
-    host: Option<&[IpAddr]>,
+    links: &[String],
+    host: Option<&[HostAddress]>,
     current: IpAddr,
 ) -> Vec<IpAddr> {
     let specific: Vec<IpAddr> = configured
@@ -227,15 +249,37 @@ pub(super) fn local_set(
         .copied()
         .filter(|a| !a.is_unspecified())
         .collect();
-    match (host, specific.is_empty()) {
-        (None, true) => vec![current],
-        (None, false) => specific,
-        (Some(host), true) => host
-            .iter()
-            .copied()
+    let Some(host) = host else {
+        return if specific.is_empty() {
+            vec![current]
+        } else {
+            specific
+        };
+    };
+    let mut allowed: Vec<(usize, IpAddr)> = host
+        .iter()
+        .filter_map(|h| {
+            let rank = if links.is_empty() {
+                0
+            } else {
+                links.iter().position(|l| *l == h.interface)?
+            };
+            Some((rank, h.address))
+        })
+        .collect();
+    // Stable: the host's order within one link.
+    allowed.sort_by_key(|&(rank, _)| rank);
+    let allowed: Vec<IpAddr> = allowed.into_iter().map(|(_, a)| a).collect();
+    if specific.is_empty() {
+        allowed
+            .into_iter()
             .filter(|a| Scope::of(a) == Scope::of(&current))
-            .collect(),
-        (Some(host), false) => specific.into_iter().filter(|a| host.contains(a)).collect(),
+            .collect()
+    } else {
+        specific
+            .into_iter()
+            .filter(|a| allowed.contains(a))
+            .collect()
     }
 }
 
@@ -366,17 +410,53 @@ mod tests {
     fn the_local_set_is_the_configured_addresses_the_host_has_or_all_of_the_host() {
         let (a, b, c) = (ip("10.0.1.2"), ip("10.0.2.2"), ip("10.0.3.2"));
         let any = [ip("0.0.0.0")];
-        assert_eq!(local_set(&[], None, a), [a]);
-        assert_eq!(local_set(&any, None, a), [a]);
-        assert_eq!(local_set(&[b, a], None, a), [b, a]);
-        assert_eq!(local_set(&[], Some(&[c, b]), a), [c, b]);
-        assert_eq!(local_set(&[b, a], Some(&[a, c]), a), [a]);
-        assert_eq!(local_set(&[b], Some(&[]), b), Vec::<IpAddr>::new());
+        let host = |addrs: &[IpAddr]| -> Vec<HostAddress> {
+            addrs
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| HostAddress::new(&format!("eth{i}"), a))
+                .collect()
+        };
+        assert_eq!(local_set(&[], &[], None, a), [a]);
+        assert_eq!(local_set(&any, &[], None, a), [a]);
+        assert_eq!(local_set(&[b, a], &[], None, a), [b, a]);
+        assert_eq!(local_set(&[], &[], Some(&host(&[c, b])), a), [c, b]);
+        assert_eq!(local_set(&[b, a], &[], Some(&host(&[a, c])), a), [a]);
+        assert_eq!(local_set(&[b], &[], Some(&[]), b), Vec::<IpAddr>::new());
         // `%any` takes the host's addresses of the scope in use only.
         let (lo, ll) = (ip("127.0.0.1"), ip("fe80::1"));
-        assert_eq!(local_set(&[], Some(&[lo, c, ll, b]), a), [c, b]);
-        assert_eq!(local_set(&[], Some(&[lo, c, ll, b]), lo), [lo]);
+        assert_eq!(local_set(&[], &[], Some(&host(&[lo, c, ll, b])), a), [c, b]);
+        assert_eq!(local_set(&[], &[], Some(&host(&[lo, c, ll, b])), lo), [lo]);
         // A configured loopback address stays.
-        assert_eq!(local_set(&[lo], Some(&[lo, c]), lo), [lo]);
+        assert_eq!(local_set(&[lo], &[], Some(&host(&[lo, c])), lo), [lo]);
+    }
+
+    #[test]
+    fn links_choose_and_order_the_interfaces_a_connection_uses() {
+        let (a, b, c) = (ip("10.0.1.2"), ip("10.0.2.2"), ip("10.0.3.2"));
+        let host = [
+            HostAddress::new("wan1", a),
+            HostAddress::new("wan2", b),
+            HostAddress::new("lte", c),
+        ];
+        let links = |l: &[&str]| -> Vec<String> { l.iter().map(|s| s.to_string()).collect() };
+        // Only the links named, in their order, whatever the host's.
+        assert_eq!(
+            local_set(&[], &links(&["lte", "wan1"]), Some(&host), a),
+            [c, a]
+        );
+        assert_eq!(local_set(&[], &links(&["wan1"]), Some(&host), a), [a]);
+        // Its only link gone, the connection has nothing (it does not go elsewhere).
+        assert_eq!(
+            local_set(&[], &links(&["wan1"]), Some(&host[1..]), a),
+            Vec::<IpAddr>::new()
+        );
+        // With addresses too: those on the links, in the addresses' order.
+        assert_eq!(
+            local_set(&[c, b, a], &links(&["wan1", "wan2"]), Some(&host), a),
+            [b, a]
+        );
+        // Before the host is known, links change nothing.
+        assert_eq!(local_set(&[b], &links(&["wan1"]), None, a), [b]);
     }
 }

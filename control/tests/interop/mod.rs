@@ -217,6 +217,7 @@ pub fn gateway_config(params: &TunnelParams, local: &[Ipv4Addr], lan: &str) -> E
         connections: vec![ConnectionConfig {
             name: "rw".into(),
             local_addrs: local.iter().map(|a| IpAddr::V4(*a)).collect(),
+            links: Vec::new(),
             remote_addrs: vec![],
             ike_proposals: vec![spec(Protocol::Ike, &params.proposals)],
             local_id: Some(Identity::Fqdn(GW_ID.into())),
@@ -263,6 +264,7 @@ pub fn client_config(params: &TunnelParams, gw: &[Ipv4Addr], lan: &str) -> Engin
         connections: vec![ConnectionConfig {
             name: "home".into(),
             local_addrs: vec![],
+            links: Vec::new(),
             remote_addrs: gw.iter().map(|a| IpAddr::V4(*a)).collect(),
             ike_proposals: vec![spec(Protocol::Ike, &params.proposals)],
             local_id: Some(Identity::Rfc822(RW_ID.into())),

@@ -364,6 +364,7 @@ pub fn connection(
     ConnectionConfig {
         name: name.into(),
         local_addrs: vec![local],
+        links: Vec::new(),
         remote_addrs: remote.into_iter().collect(),
         ike_proposals: vec![
             ike("aes128gcm16-prfsha256-x25519"),
@@ -460,4 +461,13 @@ pub fn handle(sim: &Sim, node: usize) -> IkeSaHandle {
     assert_eq!(sas.len(), 1, "one IKE SA on node {node}");
     assert!(sas[0].established);
     sas[0].handle
+}
+
+/// `addrs` as the host's addresses, all on one interface (`eth0`): for tests without a
+/// link policy.
+pub fn on_eth0(addrs: &[IpAddr]) -> Vec<roamgate_control::engine::path::HostAddress> {
+    addrs
+        .iter()
+        .map(|&a| roamgate_control::engine::path::HostAddress::new("eth0", a))
+        .collect()
 }

@@ -77,7 +77,8 @@ pub struct FailoverReport {
     pub upstream: ProbeReport,
     /// LAN host → road warrior (its virtual IP).
     pub downstream: ProbeReport,
-    /// The road warrior's IKE SA path before the fault (`local → remote`).
+    /// The road warrior's IKE SA path before the fault (`local → remote (state; CHILD_SA
+    /// mode)`, the mode `TUNNEL`, or `TUNNEL-in-UDP` when ESP is UDP-encapsulated).
     pub path_before: String,
     /// The road warrior's IKE SA path at the end, or why there is none.
     pub path_after: String,
@@ -100,17 +101,15 @@ impl FailoverReport {
 
 impl std::fmt::Display for FailoverReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nat = self
+            .options
+            .nat
+            .map(|i| format!(", NAT on uplink {}", i + 1))
+            .unwrap_or_default();
         writeln!(
             f,
-            "gateway: {}; fault: {} ({:?} fabric{})",
-            self.gateway,
-            self.fault,
-            self.options.fabric,
-            if self.options.nat {
-                ", NAT on uplink 1"
-            } else {
-                ""
-            }
+            "gateway: {}; fault: {} ({:?} fabric{nat})",
+            self.gateway, self.fault, self.options.fabric,
         )?;
         writeln!(f, "path before: {}", self.path_before)?;
         writeln!(f, "path after:  {}", self.path_after)?;
@@ -130,7 +129,16 @@ fn path_of(charon: &Charon, ike: &str) -> String {
         Ok(sas) => sas
             .iter()
             .find(|s| s.name == ike)
-            .map(|s| format!("{} → {} ({})", s.local, s.remote, s.state))
+            .map(|s| {
+                let modes: Vec<&str> = s.children.iter().map(|c| c.mode.as_str()).collect();
+                format!(
+                    "{} → {} ({}; CHILD_SA {})",
+                    s.local,
+                    s.remote,
+                    s.state,
+                    modes.join(", ")
+                )
+            })
             .unwrap_or_else(|| "no IKE SA".to_string()),
         Err(e) => format!("unknown: {e}"),
     }

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | [`RoadWarrior`] (a) | road warrior `rw` with two uplinks, gateway `gw` with two WAN links and a LAN, LAN host `lan` | [`Fabric::Bridges`]: one bridge namespace per ISP, each an isolated segment |
 //! | [`SiteToSite`] (b) | gateways `gwa`, `gwb`, each with two WAN links and a LAN host | as above |
-//! | (c) | (a) with `nat: true`: the road warrior's first uplink reaches ISP 1 through a NAT namespace (nftables masquerade) | |
+//! | (c) | (a) with `nat: Some(0)`: the road warrior's first uplink reaches ISP 1 through a NAT namespace (nftables masquerade) | |
 //! | (d) | (a) or (b) with [`Fabric::Router`]: one router namespace in the middle; every address reachable over every uplink; source-based routing on the multihomed hosts | |
 //!
 //! Addresses exist only inside the lab's namespaces. With bridges, ISP `i` is the segment
@@ -35,15 +35,16 @@ pub enum Fabric {
 pub struct Options {
     /// The fabric in the middle.
     pub fabric: Fabric,
-    /// Put a masquerading NAT namespace on the road warrior's first uplink (topology (c)).
-    pub nat: bool,
+    /// Put a masquerading NAT namespace on this uplink of the road warrior's (0-based; on the
+    /// first: topology (c)).
+    pub nat: Option<usize>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             fabric: Fabric::Bridges,
-            nat: false,
+            nat: None,
         }
     }
 }
@@ -333,7 +334,7 @@ pub struct RoadWarrior {
     pub gw: Host,
     /// The host on the gateway's LAN.
     pub lan: Host,
-    /// The NAT on the road warrior's first uplink, with `nat`.
+    /// The NAT on one of the road warrior's uplinks, with `nat`.
     pub nat: Option<Netns>,
     fabric: FabricNs,
 }
@@ -346,46 +347,16 @@ impl RoadWarrior {
         let rw_ns = Netns::new("rw")?;
         let mut uplinks = Vec::new();
         let mut nat = None;
-        if options.nat {
-            let nat_ns = Netns::new("nat")?;
-            forwarding(&nat_ns)?;
-            let outside = fabric.plug(&nat_ns, "out", 2, 1)?;
-            if let Some(nh) = outside.next_hop_v4 {
-                nat_ns.ip(&["route", "add", "default", "via", &nh.to_string()])?;
+        for i in 0..2u8 {
+            let ifname = format!("wan{}", i + 1);
+            if options.nat == Some(usize::from(i)) {
+                let (uplink, nat_ns) = behind_nat(&fabric, &rw_ns, &ifname, i + 1)?;
+                uplinks.push(uplink);
+                nat = Some(nat_ns);
+            } else {
+                uplinks.push(fabric.plug(&rw_ns, &ifname, 2, i + 1)?);
             }
-            if let Some(nh) = outside.next_hop_v6 {
-                nat_ns.ip(&["-6", "route", "add", "default", "via", &nh.to_string()])?;
-            }
-            veth(&rw_ns, "wan1", &nat_ns, "in")?;
-            let inside_nat = Ipv4Addr::new(100, 64, 1, 1);
-            let inside_rw = Ipv4Addr::new(100, 64, 1, 2);
-            let inside6_nat = Ipv6Addr::new(0xfd00, 0x64, 1, 0, 0, 0, 0, 1);
-            let inside6_rw = Ipv6Addr::new(0xfd00, 0x64, 1, 0, 0, 0, 0, 2);
-            add_addr(&nat_ns, "in", IpAddr::V4(inside_nat), 24)?;
-            add_addr(&nat_ns, "in", IpAddr::V6(inside6_nat), 64)?;
-            add_addr(&rw_ns, "wan1", IpAddr::V4(inside_rw), 24)?;
-            add_addr(&rw_ns, "wan1", IpAddr::V6(inside6_rw), 64)?;
-            crate::cmd::require("nft")?;
-            let rules = "table ip lab_nat {\n\tchain post {\n\t\ttype nat hook postrouting priority 100;\n\t\toifname \"out\" masquerade\n\t}\n}\ntable ip6 lab_nat {\n\tchain post {\n\t\ttype nat hook postrouting priority 100;\n\t\toifname \"out\" masquerade\n\t}\n}\n";
-            load_nft(&nat_ns, rules)?;
-            uplinks.push(Uplink {
-                ifname: "wan1".into(),
-                v4: inside_rw,
-                v6: inside6_rw,
-                next_hop_v4: Some(inside_nat),
-                next_hop_v6: Some(inside6_nat),
-                port: Port {
-                    netns: nat_ns.name().to_string(),
-                    ifname: "in".into(),
-                },
-                fabric_port: outside.port.clone(),
-                public_v4: outside.v4,
-            });
-            nat = Some(nat_ns);
-        } else {
-            uplinks.push(fabric.plug(&rw_ns, "wan1", 2, 1)?);
         }
-        uplinks.push(fabric.plug(&rw_ns, "wan2", 2, 2)?);
         multihome(&rw_ns, &uplinks)?;
         Ok(RoadWarrior {
             rw: Host {
@@ -416,6 +387,47 @@ impl RoadWarrior {
     }
 }
 
+/// Uplink `ifname` of `rw_ns` behind a masquerading NAT namespace plugged into ISP `isp`:
+/// the host's address is 100.64.`isp`.2 (fd00:64:`isp`::2), the NAT's outside one is what
+/// peers see.
+fn behind_nat(fabric: &FabricNs, rw_ns: &Netns, ifname: &str, isp: u8) -> Result<(Uplink, Netns)> {
+    let nat_ns = Netns::new("nat")?;
+    forwarding(&nat_ns)?;
+    let outside = fabric.plug(&nat_ns, "out", 2, isp)?;
+    if let Some(nh) = outside.next_hop_v4 {
+        nat_ns.ip(&["route", "add", "default", "via", &nh.to_string()])?;
+    }
+    if let Some(nh) = outside.next_hop_v6 {
+        nat_ns.ip(&["-6", "route", "add", "default", "via", &nh.to_string()])?;
+    }
+    veth(rw_ns, ifname, &nat_ns, "in")?;
+    let inside_nat = Ipv4Addr::new(100, 64, isp, 1);
+    let inside_rw = Ipv4Addr::new(100, 64, isp, 2);
+    let inside6_nat = Ipv6Addr::new(0xfd00, 0x64, u16::from(isp), 0, 0, 0, 0, 1);
+    let inside6_rw = Ipv6Addr::new(0xfd00, 0x64, u16::from(isp), 0, 0, 0, 0, 2);
+    add_addr(&nat_ns, "in", IpAddr::V4(inside_nat), 24)?;
+    add_addr(&nat_ns, "in", IpAddr::V6(inside6_nat), 64)?;
+    add_addr(rw_ns, ifname, IpAddr::V4(inside_rw), 24)?;
+    add_addr(rw_ns, ifname, IpAddr::V6(inside6_rw), 64)?;
+    crate::cmd::require("nft")?;
+    let rules = "table ip lab_nat {\n\tchain post {\n\t\ttype nat hook postrouting priority 100;\n\t\toifname \"out\" masquerade\n\t}\n}\ntable ip6 lab_nat {\n\tchain post {\n\t\ttype nat hook postrouting priority 100;\n\t\toifname \"out\" masquerade\n\t}\n}\n";
+    load_nft(&nat_ns, rules)?;
+    let uplink = Uplink {
+        ifname: ifname.into(),
+        v4: inside_rw,
+        v6: inside6_rw,
+        next_hop_v4: Some(inside_nat),
+        next_hop_v6: Some(inside6_nat),
+        port: Port {
+            netns: nat_ns.name().to_string(),
+            ifname: "in".into(),
+        },
+        fabric_port: outside.port.clone(),
+        public_v4: outside.v4,
+    };
+    Ok((uplink, nat_ns))
+}
+
 /// Topology (b), and (d) with [`Fabric::Router`]: two multihomed gateways site to site, each
 /// with a LAN host.
 #[derive(Debug)]
@@ -443,7 +455,7 @@ impl SiteToSite {
     /// the queue towards the next host afresh (XPS, else flow hash: for ESP the addresses and
     /// the SPI, so one SA keeps to one queue unless XPS is set on the fabric port).
     pub fn build_with_queues(options: Options, queues: u16) -> Result<SiteToSite> {
-        if options.nat {
+        if options.nat.is_some() {
             return Err(LabError::Usage(
                 "a NAT is placed on a road warrior's uplink only".into(),
             ));

@@ -48,7 +48,7 @@ fn anchor_client_uplink_down_behind_a_router() {
         "anchor_client_uplink_down_router",
         Options {
             fabric: Fabric::Router,
-            nat: false,
+            nat: None,
         },
         Fault::ClientUplinkDown,
         Duration::from_secs(8),

@@ -50,7 +50,7 @@ fn router_reaches_every_address_over_every_uplink() {
     let _lab = Lab::new("router_reaches_every_address").unwrap();
     let t = RoadWarrior::build(Options {
         fabric: Fabric::Router,
-        nat: false,
+        nat: None,
     })
     .unwrap();
     for src in [t.rw.uplink(0).v4, t.rw.uplink(1).v4] {
@@ -83,7 +83,7 @@ fn nat_masquerades_the_first_uplink() {
     let _lab = Lab::new("nat_masquerades_the_first_uplink").unwrap();
     let t = RoadWarrior::build(Options {
         fabric: Fabric::Bridges,
-        nat: true,
+        nat: Some(0),
     })
     .unwrap();
     let gw1 = t.gw.uplink(0).v4;
@@ -119,7 +119,7 @@ fn nat_masquerades_the_first_uplink() {
 fn site_to_site_over_both_fabrics() {
     let _lab = Lab::new("site_to_site_over_both_fabrics").unwrap();
     for fabric in [Fabric::Bridges, Fabric::Router] {
-        let t = SiteToSite::build(Options { fabric, nat: false }).unwrap();
+        let t = SiteToSite::build(Options { fabric, nat: None }).unwrap();
         for i in 0..2 {
             assert!(
                 reachable(&t.gwa.ns, &t.gwb.uplink(i).v4.to_string()),

@@ -896,6 +896,7 @@ pub(in crate::engine) mod tests {
         crate::engine::config::ConnectionConfig {
             name: "c".into(),
             local_addrs: vec![],
+            links: Vec::new(),
             remote_addrs: vec![],
             ike_proposals: vec![],
             local_id: Some(Identity::Fqdn("a".into())),
