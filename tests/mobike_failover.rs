@@ -16,6 +16,8 @@
 //!   LAN host) with a strongSwan gateway at the head office; the branch's first uplink goes
 //!   down; `roamgate control` checks the pairs left and moves the tunnel with
 //!   UPDATE_SA_ADDRESSES. The anchor is strongSwan as the branch router.
+//! - The road warrior behind a router; moving into and out of a NAT (scenario 4); losing
+//!   IPv4 and moving to IPv6, then back (scenario 6).
 //!
 //! Needs root, bpffs and strongSwan; fails (never skips) with the reason otherwise.
 
@@ -167,53 +169,32 @@ fn moves_logged(lab: &Lab) -> Vec<String> {
 }
 
 #[test]
-fn a_road_warrior_moving_behind_a_nat_gets_udp_encapsulation_from_roamgate() {
-    // A NAT on the road warrior's second uplink: the path it moves to crosses it.
-    let behind = Options {
-        fabric: Fabric::Bridges,
-        nat: Some(1),
-    };
-    let (r, _, lab) = on_both("mobike_into_nat", |lab, gateway| {
-        failover(lab, gateway, behind, Fault::ClientUplinkDown, BEFORE, AFTER)
-    });
-    assert!(
-        r.path_before.contains("CHILD_SA TUNNEL)")
-            && r.path_after.contains("CHILD_SA TUNNEL-in-UDP)"),
-        "ESP goes into UDP on the new path:\n{r}\nlogs in {}",
-        lab.logs().display()
-    );
-    // Raw ESP does not cross the masquerading NAT: the downstream's recovery shows roamgate
-    // encapsulates too.
-    assert!(r.recovered(), "{r}\nlogs in {}", lab.logs().display());
-    let moves = moves_logged(&lab);
-    assert!(
-        moves.iter().any(|l| l.contains("udp_encap=true")),
-        "{moves:?}"
-    );
-}
-
-#[test]
-fn a_road_warrior_leaving_a_nat_gets_plain_esp_from_roamgate() {
-    // A NAT on the road warrior's first uplink: the path it moves to has none.
-    let behind = Options {
-        fabric: Fabric::Bridges,
-        nat: Some(0),
-    };
-    let (r, _, lab) = on_both("mobike_out_of_nat", |lab, gateway| {
-        failover(lab, gateway, behind, Fault::ClientUplinkDown, BEFORE, AFTER)
-    });
-    assert!(
-        r.path_before.contains("CHILD_SA TUNNEL-in-UDP)")
-            && r.path_after.contains("CHILD_SA TUNNEL)"),
-        "ESP leaves UDP on the new path:\n{r}\nlogs in {}",
-        lab.logs().display()
-    );
-    assert!(r.recovered(), "{r}\nlogs in {}", lab.logs().display());
-    let moves = moves_logged(&lab);
-    assert!(
-        moves.iter().any(|l| l.contains("udp_encap=false")),
-        "{moves:?}"
-    );
+fn a_road_warrior_moving_into_and_out_of_a_nat_keeps_its_tunnel_through_roamgate() {
+    // strongSwan's kernel-libipsec encapsulates ESP in UDP on every path (it fakes a NAT:
+    // "faking NAT situation to enforce UDP encapsulation"), so what changes here is the
+    // NAT itself: its mapping on the way in, none on the way out. The engine's switch of
+    // encapsulation on and off is shown in control/tests/engine_mobike.rs.
+    for (name, nat) in [("mobike_into_nat", 1), ("mobike_out_of_nat", 0)] {
+        let behind = Options {
+            fabric: Fabric::Bridges,
+            nat: Some(nat),
+        };
+        let (r, _, lab) = on_both(name, |lab, gateway| {
+            failover(lab, gateway, behind, Fault::ClientUplinkDown, BEFORE, AFTER)
+        });
+        let local = |path: &str| path.split(" → ").next().unwrap_or_default().to_string();
+        assert!(
+            local(&r.path_after) != local(&r.path_before) && r.path_after.contains("(ESTABLISHED;"),
+            "the road warrior moved to its other uplink:\n{r}\nlogs in {}",
+            lab.logs().display()
+        );
+        assert!(r.recovered(), "{r}\nlogs in {}", lab.logs().display());
+        let moves = moves_logged(&lab);
+        assert!(
+            moves.iter().any(|l| l.contains("udp_encap=true")),
+            "roamgate kept UDP encapsulation, as the peer asks: {moves:?}"
+        );
+    }
 }
 
 /// Deletes (or, with `add`, adds back) the road warrior's addresses of one family on both

@@ -953,3 +953,58 @@ fn a_connection_allowed_on_the_costly_link_moves_there_when_its_first_link_fails
         paths(&sim)
     );
 }
+
+#[test]
+fn udp_encapsulation_follows_the_nat_on_each_new_path() {
+    // The initiator's second uplink is behind a NAT; its first is not.
+    let public: IpAddr = "203.0.113.2".parse().unwrap();
+    let mut sim = multihomed(16, true, ReturnRoutability::NewAddresses);
+    sim.nodes[0].nat = Some(public);
+    sim.nodes[0].nat_from = Some(INITIATOR_2);
+    sim.nodes[0].addrs.push(public);
+    let encapsulated = |sim: &Sim| -> Vec<bool> {
+        sim.nodes
+            .iter()
+            .flat_map(|n| n.sink.iter().map(|c| c.udp_encap))
+            .collect()
+    };
+    assert_eq!(
+        encapsulated(&sim),
+        [false, false],
+        "no NAT on the first path"
+    );
+    // Into the NAT: both sides switch UDP encapsulation on, the responder towards the
+    // NAT's mapping.
+    lose_first_uplink(&mut sim);
+    assert!(
+        sim.run_until(LIMIT, |s| {
+            let r = s.nodes[1].engine.ike_sa(handle(s, 1)).unwrap();
+            r.remote.ip() == public && encapsulated(s) == [true, true]
+        }),
+        "{:?} {:?}",
+        paths(&sim),
+        encapsulated(&sim)
+    );
+    let i = sim.nodes[0].engine.ike_sa(handle(&sim, 0)).unwrap();
+    let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+    assert!(i.nat_local && r.nat_remote);
+    let child = sim.nodes[1].sink.iter().next().unwrap();
+    assert_eq!(child.remote, r.remote, "ESP goes to the NAT's mapping");
+    // Out of it again: the first uplink is back, the second goes; encapsulation off.
+    let now = sim.now;
+    sim.drop_if = Some(Box::new(|t| {
+        t.local.ip() == INITIATOR_2 || t.remote.ip() == INITIATOR_2
+    }));
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[INITIATOR]));
+    assert!(
+        sim.run_until(LIMIT, |s| moved_to(s, INITIATOR, RESPONDER)
+            && encapsulated(s) == [false, false]),
+        "{:?} {:?}",
+        paths(&sim),
+        encapsulated(&sim)
+    );
+    let i = sim.nodes[0].engine.ike_sa(handle(&sim, 0)).unwrap();
+    assert!(!i.nat_local && !i.nat_remote);
+}

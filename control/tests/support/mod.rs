@@ -83,6 +83,8 @@ pub struct Node {
     pub sent: Vec<Transmit>,
     /// A NAT in front of the node: its public address.
     pub nat: Option<IpAddr>,
+    /// Only datagrams from this address of the node's cross the NAT (`None`: all of them).
+    pub nat_from: Option<IpAddr>,
     /// The SA events its sink refused; any fails the test unless `refusals_expected`.
     pub refused: Vec<(
         roamgate_control::engine::SaEvent,
@@ -145,6 +147,7 @@ impl Sim {
             events: Vec::new(),
             sent: Vec::new(),
             nat: None,
+            nat_from: None,
             refused: Vec::new(),
             refusals_expected: false,
         });
@@ -193,7 +196,10 @@ impl Sim {
         if src.ip().is_unspecified() {
             src.set_ip(self.nodes[from_node].addrs[0]);
         }
-        if let Some(public) = self.nodes[from_node].nat {
+        let node = &self.nodes[from_node];
+        if let Some(public) = node.nat
+            && node.nat_from.is_none_or(|a| a == src.ip())
+        {
             let next_port = 20000 + self.nat_out.len() as u16;
             let mapped = *self
                 .nat_out
