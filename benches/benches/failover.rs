@@ -7,7 +7,8 @@
 //! (roamgate or strongSwan) and a strongSwan head office; 1 ms UDP probes both ways; one
 //! fault; the outage is the longest gap of either direction. A run that does not recover
 //! counts as its whole observation window.
-//! Needs root. Run with `cargo xtask bench`; results also go to
+//! Needs root. Run with `cargo xtask bench`, or `cargo bench -p roamgate-benches --bench
+//! failover [-- TEXT]` for the scenarios whose label contains TEXT; results also go to
 //! `target/bench-results/failover.md`.
 
 use std::time::Duration;
@@ -93,7 +94,15 @@ fn main() -> Result<()> {
     let mut table = String::from(
         "| scenario | roamgate median / worst | strongSwan gateway median / worst | median ratio roamgate / anchor |\n|---|---|---|---|\n",
     );
+    // `cargo bench --bench failover -- TEXT` runs the scenarios whose label contains TEXT.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     for (n, (label, scenario)) in scenarios.iter().enumerate() {
+        if !only.is_empty() && !only.iter().any(|o| label.contains(o.as_str())) {
+            continue;
+        }
         let mut roamgate = Gaps {
             ms: Vec::new(),
             recovered: 0,

@@ -27,8 +27,16 @@ use crate::esp::{BeetAddrs, InboundSa, Lifetime, Mode, OutboundSa, OuterPolicy, 
 /// Sequence numbers reserved ahead of the outbound counter in the pinned `sa_seq` map.
 pub const SEQ_RESERVE: u64 = 1 << 22;
 
-/// How often the sync thread looks at the SA table's change bitmap.
-const SYNC_PERIOD: Duration = Duration::from_millis(5);
+/// How often the sync thread looks at the SA table's change bitmap: a new SA (say the
+/// CHILD_SA a peer rekeys right after a MOBIKE move) carries traffic at most this long after
+/// the control process wrote it. A look is one pass over the mmapped bitmap (8 KiB for
+/// 65 536 slots).
+const SYNC_PERIOD: Duration = Duration::from_millis(1);
+
+/// Every this many looks (5 ms), the busy outbound SAs' sequence number reservations are
+/// extended: half a reservation is 2^21 packets, so an SA would have to send 400 million
+/// packets a second to outrun it; checking is a pass over every outbound SA.
+const RESERVE_EVERY: u32 = 5;
 
 /// An inbound SA with its traffic selectors.
 #[derive(Debug)]
@@ -214,7 +222,9 @@ pub(crate) fn sync(table: &SaTable, registry: &Registry, stop: &AtomicBool) {
     table.take_changed(|_| {});
     let mut pending: Vec<u32> = (0..slots).collect();
     let mut first = true;
+    let mut looks: u32 = 0;
     while !stop.load(Ordering::Acquire) {
+        looks = looks.wrapping_add(1);
         let mut changed = first;
         first = false;
         let mut retry = Vec::new();
@@ -295,8 +305,11 @@ pub(crate) fn sync(table: &SaTable, registry: &Registry, stop: &AtomicBool) {
                 other => tracing::warn!(slot, direction = other, "SA of unknown direction ignored"),
             }
         }
-        // Extend the reservation of busy SAs.
-        for e in outbound.values() {
+        // Extend the reservation of busy SAs (and of new ones at once: `changed`).
+        for e in outbound
+            .values()
+            .filter(|_| changed || looks % RESERVE_EVERY == 0)
+        {
             let last = e.sa.last_seq();
             let reserved = e.reserved.load(Ordering::Relaxed);
             if last + SEQ_RESERVE / 2 >= reserved {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::capture::Capture;
 use crate::error::{LabError, Result};
 use crate::faults::{self, Side, SilentCut};
 use crate::lab::Lab;
@@ -207,6 +208,25 @@ pub fn failover(
     let down_dst: SocketAddr = format!("{vip}:9001")
         .parse()
         .map_err(|_| LabError::Usage(format!("virtual IP {vip} is not an address")))?;
+    // With ROAMGATE_LAB_CAPTURE set, both of the road warrior's uplinks are captured into
+    // the lab's logs (`rw-wan1.pcap`, `rw-wan2.pcap`): IKE and ESP, for a timeline of the
+    // move.
+    let captures = match std::env::var_os("ROAMGATE_LAB_CAPTURE") {
+        Some(_) => topo
+            .rw
+            .uplinks
+            .iter()
+            .map(|u| {
+                Capture::start(
+                    &topo.rw.ns,
+                    &u.ifname,
+                    "udp port 500 or udp port 4500 or esp",
+                    &lab.logs().join(format!("rw-{}.pcap", u.ifname)),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     let upstream = ProbeStream::start(&topo.rw.ns, &topo.lan.ns, up_dst, config)?;
     let downstream = ProbeStream::start(&topo.lan.ns, &topo.rw.ns, down_dst, config)?;
     upstream.wait_received(100, before)?;
@@ -234,6 +254,10 @@ pub fn failover(
     };
     let upstream = upstream.finish();
     let downstream = downstream.finish();
+    for c in captures {
+        // The first uplink's capture may have ended with its link.
+        let _ = c.stop();
+    }
     if let Running::Roamgate(gw) = &mut running {
         gw.check_running()?;
     }
