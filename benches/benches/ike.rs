@@ -108,6 +108,7 @@ fn connection(
         mobike: false,
         return_routability: Default::default(),
         dpd_delay: None,
+        hold: None,
         rekey_time: None,
         over_time: None,
         rand_time: None,

@@ -95,6 +95,29 @@ fn return_routability_defaults_to_new_addresses_and_takes_each_policy() {
 }
 
 #[test]
+fn hold_is_off_by_default_and_takes_a_duration() {
+    let c = parse(&base()).unwrap();
+    assert_eq!(c.connections["rw"].hold, None);
+    let with = |hold: &str| {
+        replace(
+            r#"proposals = ["aes128gcm16-prfsha256-x25519"]"#,
+            &format!("proposals = [\"aes128gcm16-prfsha256-x25519\"]\nhold = {hold}"),
+        )
+    };
+    let c = parse(&with(r#""10m""#)).unwrap();
+    assert_eq!(
+        c.connections["rw"].hold,
+        Some(std::time::Duration::from_secs(600))
+    );
+    assert_eq!(
+        parse(&with(r#""0s""#)).unwrap().connections["rw"].hold,
+        None
+    );
+    let e = parse(&with(r#""soon""#)).unwrap_err().to_string();
+    assert!(e.contains("connections.rw.hold"), "{e}");
+}
+
+#[test]
 fn links_are_interface_names_in_order_and_bad_ones_are_refused() {
     let c = parse(&base()).unwrap();
     assert!(

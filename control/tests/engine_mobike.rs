@@ -1008,3 +1008,89 @@ fn udp_encapsulation_follows_the_nat_on_each_new_path() {
     let i = sim.nodes[0].engine.ike_sa(handle(&sim, 0)).unwrap();
     assert!(!i.nat_local && !i.nat_remote);
 }
+
+/// [`multihomed`] with liveness checks every 2 s on both sides, each holding a silent
+/// peer's SAs for `hold`.
+fn holding(seed: u64, hold: Option<Duration>) -> Sim {
+    let (mut i, mut r) = pair_configs();
+    for c in [&mut i.connections[0], &mut r.connections[0]] {
+        c.mobike = true;
+        c.dpd_delay = Some(Duration::from_secs(2));
+        c.hold = hold;
+    }
+    i.connections[0].local_addrs = vec![INITIATOR, INITIATOR_2];
+    r.connections[0].local_addrs = vec![RESPONDER, RESPONDER_2];
+    let mut sim = sim_pair(seed, i, r);
+    sim.nodes[0].addrs.push(INITIATOR_2);
+    sim.nodes[1].addrs.push(RESPONDER_2);
+    sim.nodes[0].engine.initiate(sim.now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
+        && s.nodes[1].sink.len() == 1));
+    sim
+}
+
+/// Nothing gets through, either way, on any pair.
+fn blackout(sim: &mut Sim) {
+    sim.drop_if = Some(Box::new(|_| true));
+}
+
+#[test]
+fn a_held_peer_that_comes_back_within_its_hold_time_finds_its_sas_in_place() {
+    let hold = Duration::from_secs(30 * 60);
+    let mut sim = holding(17, Some(hold));
+    let spis: Vec<u32> = sim.nodes[0].sink.iter().map(|c| c.inbound.spi).collect();
+    blackout(&mut sim);
+    // Longer than every retransmission of a liveness check on every pair.
+    sim.run_for(Duration::from_secs(10 * 60));
+    let stats = *sim.nodes[0].engine.stats();
+    assert_eq!(stats.ike_sas_held, 1, "{stats:?}");
+    assert_eq!(sim.established(0), 1, "the SA is held, not deleted");
+    assert_eq!(sim.nodes[0].sink.len(), 1, "its CHILD_SA stays installed");
+    // The peer is back before the hold time ends: the next check is answered and the SA
+    // goes on as it was, same CHILD_SA, same path.
+    sim.drop_if = None;
+    assert!(
+        sim.run_until(LIMIT, |s| s.nodes[0].engine.stats().ike_sas_resumed == 1
+            && s.nodes[1].engine.stats().ike_sas_resumed == 1),
+        "{:?}",
+        sim.nodes[0].engine.stats()
+    );
+    let after: Vec<u32> = sim.nodes[0].sink.iter().map(|c| c.inbound.spi).collect();
+    assert_eq!(after, spis);
+    assert!(moved_to(&sim, INITIATOR, RESPONDER), "{:?}", paths(&sim));
+    // And it is not given up later: the hold timer was stopped.
+    sim.run_for(hold);
+    assert_eq!(sim.established(0), 1);
+}
+
+#[test]
+fn a_held_peer_that_stays_away_loses_its_sas_when_the_hold_time_ends_and_without_a_hold_at_once() {
+    let hold = Duration::from_secs(30 * 60);
+    let mut held = holding(18, Some(hold));
+    let mut plain = holding(18, None);
+    blackout(&mut held);
+    blackout(&mut plain);
+    let start = held.now;
+    held.run_until(Duration::from_secs(2 * 3600), |s| s.established(0) == 0);
+    plain.run_until(Duration::from_secs(2 * 3600), |s| s.established(0) == 0);
+    let gone_after = held.now - start;
+    let plain_after = plain.now - start;
+    assert!(
+        gone_after >= hold && gone_after < hold + Duration::from_secs(600),
+        "held SA gone after {gone_after:?}"
+    );
+    assert!(
+        plain_after < Duration::from_secs(600),
+        "unheld SA gone after {plain_after:?}"
+    );
+    assert_eq!(held.nodes[0].engine.stats().ike_sas_held, 1);
+    assert_eq!(plain.nodes[0].engine.stats().ike_sas_held, 0);
+    assert!(held.nodes[0].events.iter().any(|e| matches!(
+        e,
+        Event::IkeSaDeleted {
+            reason: DeleteReason::DeadPeer,
+            ..
+        }
+    )));
+    assert_eq!(held.nodes[0].sink.len(), 0);
+}

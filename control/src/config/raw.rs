@@ -54,6 +54,7 @@ pub(crate) struct RawConnection {
     pub(crate) mobike: Option<bool>,
     pub(crate) return_routability: Option<String>,
     pub(crate) dpd_delay: Option<RawDuration>,
+    pub(crate) hold: Option<RawDuration>,
     pub(crate) fragmentation: Option<bool>,
     pub(crate) send_certreq: Option<bool>,
     pub(crate) send_cert: Option<String>,

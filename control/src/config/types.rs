@@ -144,6 +144,10 @@ pub struct Connection {
     pub return_routability: crate::engine::ReturnRoutability,
     /// Liveness check interval; `None` (0 s, the default) disables DPD.
     pub dpd_delay: Option<Duration>,
+    /// The hold policy: how long the SAs of a MOBIKE peer that went silent are kept
+    /// (checked again and again) before they are given up; `None` (0 s, the default) gives
+    /// them up at once.
+    pub hold: Option<Duration>,
     /// IKE fragmentation ([RFC 7383](https://www.rfc-editor.org/rfc/rfc7383)), default true.
     pub fragmentation: bool,
     /// Send CERTREQ payloads (default true).

@@ -647,6 +647,7 @@ fn connection(
             &c.dpd_delay,
             Duration::ZERO,
         )?,
+        hold: ctx.optional_duration(&format!("{key}.hold"), &c.hold, Duration::ZERO)?,
         fragmentation: c.fragmentation.unwrap_or(true),
         send_certreq: c.send_certreq.unwrap_or(true),
         send_cert: ctx.choice(

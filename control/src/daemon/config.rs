@@ -226,6 +226,7 @@ fn connection(name: &str, c: &Connection, err: ErrFn<'_>) -> Result<ConnectionCo
         mobike: c.mobike,
         return_routability: c.return_routability,
         dpd_delay: c.dpd_delay,
+        hold: c.hold,
         rekey_time: c.rekey_time,
         over_time: c.rekey_time.map(|_| c.over_time),
         rand_time: (!c.rand_time.is_zero()).then_some(c.rand_time),

@@ -146,6 +146,10 @@ pub struct ConnectionConfig {
     pub return_routability: ReturnRoutability,
     /// Liveness check after this much inbound silence; `None` disables it.
     pub dpd_delay: Option<Duration>,
+    /// The hold policy (MOBIKE): when the peer stops answering on every pair, its SAs are
+    /// kept this long — checked again and again, their traffic lost meanwhile — and resume
+    /// the moment it answers; `None` gives them up at once.
+    pub hold: Option<Duration>,
     /// IKE SA rekeying interval; `None` disables it.
     pub rekey_time: Option<Duration>,
     /// Hard lifetime after the rekey time.

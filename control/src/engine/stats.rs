@@ -57,6 +57,10 @@ pub struct EngineStats {
     pub ike_sas_established: u64,
     /// IKE SAs deleted (any reason, after establishment).
     pub ike_sas_deleted: u64,
+    /// IKE SAs held because their MOBIKE peer answered on no pair (the hold policy).
+    pub ike_sas_held: u64,
+    /// Held IKE SAs whose peer came back.
+    pub ike_sas_resumed: u64,
     /// CHILD_SAs installed.
     pub child_sas_installed: u64,
     /// CHILD_SAs deleted.

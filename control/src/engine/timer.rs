@@ -34,11 +34,15 @@ pub(super) enum Timer {
     /// A NAT keepalive after our own silence behind a NAT
     /// ([RFC 3948 § 4](https://www.rfc-editor.org/rfc/rfc3948#section-4)).
     Keepalive = 7,
+    /// A silent MOBIKE peer's hold time ends and its SAs go (the connection's `hold`):
+    /// armed while the SA is held.
+    Hold = 8,
 }
 
 impl Timer {
     /// Every kind, in the order due entries run.
-    pub(super) const VALUES: [Timer; 8] = [
+    pub(super) const VALUES: [Timer; 9] = [
+        Timer::Hold,
         Timer::Expire,
         Timer::Reassembly,
         Timer::Retransmit,

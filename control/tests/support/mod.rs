@@ -386,6 +386,7 @@ pub fn connection(
         mobike: false,
         return_routability: Default::default(),
         dpd_delay: None,
+        hold: None,
         rekey_time: None,
         over_time: None,
         rand_time: None,

@@ -308,7 +308,7 @@ pub(crate) fn sync(table: &SaTable, registry: &Registry, stop: &AtomicBool) {
         // Extend the reservation of busy SAs (and of new ones at once: `changed`).
         for e in outbound
             .values()
-            .filter(|_| changed || looks % RESERVE_EVERY == 0)
+            .filter(|_| changed || looks.is_multiple_of(RESERVE_EVERY))
         {
             let last = e.sa.last_seq();
             let reserved = e.reserved.load(Ordering::Relaxed);

@@ -459,7 +459,7 @@ impl Core {
         }
         self.arm_ike_lifetime(now, sa);
         sa.timers.stop(Timer::Expire);
-        sa.last_inbound = now;
+        self.heard_from(now, sa);
         self.half_open.retain(|_, h| *h != sa.handle);
         self.stats.ike_sas_established += 1;
         tracing::info!(connection = %sa.connection, local = %sa.path.local(), remote = %sa.path.remote(), "IKE SA established");
@@ -909,6 +909,7 @@ pub(in crate::engine) mod tests {
             mobike: false,
             return_routability: Default::default(),
             dpd_delay: None,
+            hold: None,
             rekey_time: None,
             over_time: None,
             rand_time: None,

@@ -812,7 +812,7 @@ impl Core {
         let Some(pending) = sa.pending.take() else {
             return true;
         };
-        sa.last_inbound = now;
+        self.heard_from(now, sa);
         sa.paths.record(via, PathCheck::Reachable(now));
         let keep = match pending.exchange {
             Exchange::IkeAuth { child } => {
@@ -921,11 +921,11 @@ impl Core {
                 self.auth_request(now, sa, others, &rx, &payloads)
             }
             (ExchangeType::INFORMATIONAL, State::Established | State::Deleting) => {
-                sa.last_inbound = now;
+                self.heard_from(now, sa);
                 self.informational_request(now, sa, &rx, &payloads)
             }
             (ExchangeType::CREATE_CHILD_SA, State::Established | State::Deleting) => {
-                sa.last_inbound = now;
+                self.heard_from(now, sa);
                 self.create_child_request(now, sa, &rx, &payloads)
             }
             _ => {
@@ -946,6 +946,11 @@ impl Core {
             }
             let live = sa.is_established() && !sa.silent;
             match timer {
+                Timer::Hold => {
+                    tracing::warn!(connection = %sa.connection, "the held peer never came back: its SAs go");
+                    self.deleted(sa, DeleteReason::DeadPeer);
+                    return false;
+                }
                 Timer::Expire => {
                     if !sa.silent {
                         self.stats.half_open_expired += 1;
@@ -1017,15 +1022,47 @@ impl Core {
         sa.timers.set_or_stop(Timer::HardExpiry, hard);
     }
 
+    /// An authenticated message from the peer: it is alive, and a held SA resumes.
+    pub(in crate::engine) fn heard_from(&mut self, now: Instant, sa: &mut IkeSa) {
+        sa.last_inbound = now;
+        if sa.timers.get(Timer::Hold).is_some() {
+            sa.timers.stop(Timer::Hold);
+            self.stats.ike_sas_resumed += 1;
+            tracing::info!(connection = %sa.connection, remote = %sa.path.remote(), "the held peer is back: its SAs resume");
+        }
+    }
+
     /// Sends the outstanding request again and arms the next retransmission, or ends the
-    /// SA when the last try went unanswered; returns whether it lives on.
+    /// SA when the last try went unanswered (or, with a hold policy, holds it); returns
+    /// whether it lives on.
     fn retransmit(&mut self, now: Instant, sa: &mut IkeSa) -> bool {
         let tries = self.config.retransmit.tries;
+        let holds = sa
+            .cfg
+            .hold
+            .filter(|_| sa.peer_mobike && sa.is_established());
         let Some(p) = &mut sa.pending else {
             return true;
         };
         if p.sends > tries {
             self.stats.exchange_timeouts += 1;
+            if let Some(hold) = holds {
+                // The hold policy: the peer answered on no pair. Its SAs stay, and the same
+                // request (its message ID cannot be skipped) goes on being sent on every
+                // pair at the longest interval, until it is answered or the hold ends.
+                p.sends = tries;
+                if sa.timers.get(Timer::Hold).is_none() {
+                    self.stats.ike_sas_held += 1;
+                    tracing::warn!(
+                        connection = %sa.connection,
+                        remote = %sa.path.remote(),
+                        hold = ?hold,
+                        "the peer answers on no pair: holding its SAs"
+                    );
+                    sa.timers.set(Timer::Hold, now + hold);
+                }
+                return self.retransmit(now, sa);
+            }
             match sa.state {
                 State::Established => self.deleted(sa, DeleteReason::DeadPeer),
                 State::Deleting => self.deleted(sa, DeleteReason::Local),
