@@ -735,135 +735,243 @@ fn views(sim: &Sim) -> Vec<Option<View>> {
         .collect()
 }
 
+/// What [`run_churn`] saw across cases: moves, forged datagrams, cases that ended with both
+/// sides' SAs.
+#[derive(Default)]
+struct ChurnCounts {
+    moved: std::cell::Cell<u32>,
+    forged: std::cell::Cell<u32>,
+    agreed: std::cell::Cell<u32>,
+}
+
+/// One case of acceptance 7's property: `steps` on two multihomed engines, then the network
+/// heals; an error says which half of the property broke.
+fn run_churn(steps: &[Churn], counts: &ChurnCounts) -> Result<(), String> {
+    use std::collections::HashSet;
+    let addresses = [[INITIATOR, INITIATOR_2], [RESPONDER, RESPONDER_2]];
+    let mut sim = multihomed(13, true, ReturnRoutability::NewAddresses);
+    let down: Arc<Mutex<HashSet<IpAddr>>> = Arc::default();
+    let filter = down.clone();
+    sim.drop_if = Some(Box::new(move |t| {
+        let down = filter.lock().unwrap();
+        down.contains(&t.local.ip()) || down.contains(&t.remote.ip())
+    }));
+    sim.faults.duplicate = 0.05;
+    sim.faults.reorder = 0.1;
+    sim.faults.delay_max = Duration::from_millis(40);
+    for step in steps.iter().cloned() {
+        match step {
+            Churn::Address { node, which, up } => {
+                let a = addresses[node][which];
+                {
+                    let mut down = down.lock().unwrap();
+                    if up {
+                        down.remove(&a);
+                    } else {
+                        down.insert(a);
+                    }
+                }
+                let up_now: Vec<IpAddr> = {
+                    let down = down.lock().unwrap();
+                    addresses[node]
+                        .iter()
+                        .copied()
+                        .filter(|a| !down.contains(a))
+                        .collect()
+                };
+                let now = sim.now;
+                sim.nodes[node]
+                    .engine
+                    .set_local_addresses(now, &on_eth0(&up_now));
+                sim.collect();
+            }
+            Churn::Forgery { node, pick, at } => {
+                let other = &sim.nodes[1 - node].sent;
+                let mut datagram = other[pick % other.len()].clone();
+                let at = at % datagram.payload.len();
+                datagram.payload[at] ^= 0x5a;
+                let before = views(&sim);
+                let events = sim.nodes[node].events.len();
+                let now = sim.now;
+                let spoofed: SocketAddr = "203.0.113.66:4500".parse().unwrap();
+                sim.nodes[node].engine.handle_datagram(
+                    now,
+                    datagram.remote,
+                    spoofed,
+                    &datagram.payload,
+                );
+                sim.collect();
+                counts.forged.set(counts.forged.get() + 1);
+                if views(&sim) != before
+                    || sim.nodes[node].events[events..]
+                        .iter()
+                        .any(|e| matches!(e, Event::PathUpdated { .. }))
+                {
+                    return Err(format!(
+                        "a forged datagram (byte {at} of {:?}) moved an SA",
+                        datagram.payload.get(..28)
+                    ));
+                }
+            }
+            Churn::Run { millis, loss } => {
+                sim.faults.loss = f64::from(loss) / 255.0 * 0.3;
+                sim.run_for(Duration::from_millis(u64::from(millis)));
+            }
+        }
+    }
+    // The network heals: every address back, no more loss.
+    down.lock().unwrap().clear();
+    sim.faults = Default::default();
+    for (node, all) in addresses.iter().enumerate() {
+        let now = sim.now;
+        sim.nodes[node]
+            .engine
+            .set_local_addresses(now, &on_eth0(all));
+    }
+    sim.run_for(Duration::from_secs(600));
+    counts.moved.set(
+        counts.moved.get()
+            + sim
+                .nodes
+                .iter()
+                .map(|n| n.engine.stats().mobike_moves as u32)
+                .sum::<u32>(),
+    );
+    if let [Some(i), Some(r)] = views(&sim).as_slice() {
+        counts.agreed.set(counts.agreed.get() + 1);
+        let (il, ir, ic) = i;
+        let (rl, rr, rc) = r;
+        if (il, ir) != (rr, rl) {
+            return Err(format!(
+                "the IKE SA's paths differ: initiator {il} → {ir}, responder {rl} → {rr}"
+            ));
+        }
+        let mirrored: Vec<(SocketAddr, SocketAddr)> = rc.iter().map(|&(l, r)| (r, l)).collect();
+        if ic != &mirrored || ic.iter().any(|c| c != &(*il, *ir)) {
+            return Err(format!(
+                "the CHILD_SAs' endpoints differ from the IKE SA's path: {ic:?} / {rc:?} on {il} → {ir}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Acceptance 7: under any sequence of address changes (both ends multihomed), losses,
 /// duplicates, reordering and forged datagrams, no unauthenticated datagram moves an SA, and
 /// once the network heals, two sides that both hold the IKE SA agree on its path and on every
 /// CHILD_SA's.
 #[test]
 fn under_any_churn_no_unauthenticated_datagram_moves_an_sa_and_both_sides_agree() {
-    use proptest::test_runner::{Config, TestCaseError, TestRunner};
-    use std::cell::Cell;
-    use std::collections::HashSet;
-    let addresses = [[INITIATOR, INITIATOR_2], [RESPONDER, RESPONDER_2]];
-    let (moved, forged, agreed) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
-    let mut runner = TestRunner::new(Config {
-        cases: 64,
+    use proptest::test_runner::{Config, TestCaseError, TestRng, TestRunner};
+    let counts = ChurnCounts::default();
+    // The same 256 cases on every run (CI must not flake); ROAMGATE_CHURN_SEED=<n> explores
+    // others, and a case it finds goes into `churn_cases_found_before_stay_fixed`.
+    let config = Config {
+        cases: 256,
         failure_persistence: None,
         ..Config::default()
-    });
+    };
+    let seed: u64 = std::env::var("ROAMGATE_CHURN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(config.rng_algorithm, &bytes);
+    let mut runner = TestRunner::new_with_rng(config, rng);
     let result = runner.run(&churn(), |steps| {
-        let mut sim = multihomed(13, true, ReturnRoutability::NewAddresses);
-        let down: Arc<Mutex<HashSet<IpAddr>>> = Arc::default();
-        let filter = down.clone();
-        sim.drop_if = Some(Box::new(move |t| {
-            let down = filter.lock().unwrap();
-            down.contains(&t.local.ip()) || down.contains(&t.remote.ip())
-        }));
-        sim.faults.duplicate = 0.05;
-        sim.faults.reorder = 0.1;
-        sim.faults.delay_max = Duration::from_millis(40);
-        for step in steps {
-            match step {
-                Churn::Address { node, which, up } => {
-                    let a = addresses[node][which];
-                    {
-                        let mut down = down.lock().unwrap();
-                        if up {
-                            down.remove(&a);
-                        } else {
-                            down.insert(a);
-                        }
-                    }
-                    let up_now: Vec<IpAddr> = {
-                        let down = down.lock().unwrap();
-                        addresses[node]
-                            .iter()
-                            .copied()
-                            .filter(|a| !down.contains(a))
-                            .collect()
-                    };
-                    let now = sim.now;
-                    sim.nodes[node].engine.set_local_addresses(now, &on_eth0(&up_now));
-                    sim.collect();
-                }
-                Churn::Forgery { node, pick, at } => {
-                    let other = &sim.nodes[1 - node].sent;
-                    let mut datagram = other[pick % other.len()].clone();
-                    let at = at % datagram.payload.len();
-                    datagram.payload[at] ^= 0x5a;
-                    let before = views(&sim);
-                    let events = sim.nodes[node].events.len();
-                    let now = sim.now;
-                    let spoofed: SocketAddr = "203.0.113.66:4500".parse().unwrap();
-                    sim.nodes[node].engine.handle_datagram(
-                        now,
-                        datagram.remote,
-                        spoofed,
-                        &datagram.payload,
-                    );
-                    sim.collect();
-                    forged.set(forged.get() + 1);
-                    if views(&sim) != before
-                        || sim.nodes[node].events[events..]
-                            .iter()
-                            .any(|e| matches!(e, Event::PathUpdated { .. }))
-                    {
-                        return Err(TestCaseError::fail(format!(
-                            "a forged datagram (byte {at} of {:?}) moved an SA",
-                            datagram.payload.get(..28)
-                        )));
-                    }
-                }
-                Churn::Run { millis, loss } => {
-                    sim.faults.loss = f64::from(loss) / 255.0 * 0.3;
-                    sim.run_for(Duration::from_millis(u64::from(millis)));
-                }
-            }
-        }
-        // The network heals: every address back, no more loss.
-        down.lock().unwrap().clear();
-        sim.faults = Default::default();
-        for (node, all) in addresses.iter().enumerate() {
-            let now = sim.now;
-            sim.nodes[node].engine.set_local_addresses(now, &on_eth0(all));
-        }
-        sim.run_for(Duration::from_secs(600));
-        moved.set(
-            moved.get()
-                + sim
-                    .nodes
-                    .iter()
-                    .map(|n| n.engine.stats().mobike_moves as u32)
-                    .sum::<u32>(),
-        );
-        if let [Some(i), Some(r)] = views(&sim).as_slice() {
-            agreed.set(agreed.get() + 1);
-            let (il, ir, ic) = i;
-            let (rl, rr, rc) = r;
-            if (il, ir) != (rr, rl) {
-                return Err(TestCaseError::fail(format!(
-                    "the IKE SA's paths differ: initiator {il} → {ir}, responder {rl} → {rr}"
-                )));
-            }
-            let mirrored: Vec<(SocketAddr, SocketAddr)> = rc.iter().map(|&(l, r)| (r, l)).collect();
-            if ic != &mirrored || ic.iter().any(|c| c != &(*il, *ir)) {
-                return Err(TestCaseError::fail(format!(
-                    "the CHILD_SAs' endpoints differ from the IKE SA's path: {ic:?} / {rc:?} on {il} → {ir}"
-                )));
-            }
-        }
-        Ok(())
+        run_churn(&steps, &counts).map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
         panic!("{e}");
     }
     // Not vacuous: the cases moved SAs, forged datagrams and ended with both sides' SAs.
-    let (moved, forged, agreed) = (moved.get(), forged.get(), agreed.get());
+    let (moved, forged, agreed) = (counts.moved.get(), counts.forged.get(), counts.agreed.get());
     println!("{moved} moves, {forged} forged datagrams, {agreed} cases ending with both SAs");
     assert!(
         moved > 20 && forged > 20 && agreed > 20,
         "{moved} {forged} {agreed}"
     );
+}
+
+/// Cases the property test found once, kept.
+#[test]
+fn churn_cases_found_before_stay_fixed() {
+    if std::env::var_os("ROAMGATE_TEST_TRACE").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("roamgate_control=debug")
+            .with_test_writer()
+            .try_init();
+    }
+    let counts = ChurnCounts::default();
+    let cases: Vec<Vec<Churn>> = vec![
+        // Both of the responder's addresses and the initiator's first go away at once:
+        // the initiator moved to (its second, the responder's first) while the responder
+        // stayed on the initiator's first.
+        vec![
+            Churn::Address {
+                node: 1,
+                which: 1,
+                up: false,
+            },
+            Churn::Address {
+                node: 0,
+                which: 0,
+                up: false,
+            },
+            Churn::Address {
+                node: 1,
+                which: 0,
+                up: false,
+            },
+            Churn::Run {
+                millis: 35,
+                loss: 0,
+            },
+        ],
+        // The responder's addresses go and one comes back while the initiator's go one by
+        // one: they ended on different pairs.
+        vec![
+            Churn::Address {
+                node: 1,
+                which: 1,
+                up: false,
+            },
+            Churn::Run {
+                millis: 35,
+                loss: 0,
+            },
+            Churn::Address {
+                node: 1,
+                which: 0,
+                up: false,
+            },
+            Churn::Address {
+                node: 0,
+                which: 0,
+                up: false,
+            },
+            Churn::Address {
+                node: 1,
+                which: 1,
+                up: true,
+            },
+            Churn::Run {
+                millis: 72,
+                loss: 0,
+            },
+            Churn::Address {
+                node: 0,
+                which: 1,
+                up: false,
+            },
+        ],
+    ];
+    for steps in &cases {
+        if let Err(e) = run_churn(steps, &counts) {
+            panic!("{steps:?}: {e}");
+        }
+    }
 }
 
 /// The initiator's uplinks: `wan1` (its first address) and the costly `lte` (its second);
@@ -1093,4 +1201,68 @@ fn a_held_peer_that_stays_away_loses_its_sas_when_the_hold_time_ends_and_without
         }
     )));
     assert_eq!(held.nodes[0].sink.len(), 0);
+}
+
+#[test]
+fn an_update_to_an_address_the_connection_may_not_use_is_answered_with_unacceptable_addresses() {
+    // The responder's connection may use its `wan1` address only; its `lte` one is the
+    // initiator's target in a forged copy of its UPDATE_SA_ADDRESSES.
+    let keys = Records::default();
+    let (mut i, mut r) = pair_configs();
+    i.connections[0].mobike = true;
+    i.connections[0].local_addrs = vec![INITIATOR, INITIATOR_2];
+    r.connections[0].mobike = true;
+    r.connections[0].local_addrs = vec![];
+    r.connections[0].links = vec!["wan1".into()];
+    let mut sim = sim_pair(19, i, r);
+    for node in &mut sim.nodes {
+        node.engine.set_key_log(Some(Box::new(keys.clone())));
+    }
+    sim.nodes[0].addrs.push(INITIATOR_2);
+    sim.nodes[1].addrs.push(RESPONDER_2);
+    let now = sim.now;
+    sim.nodes[0]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[INITIATOR, INITIATOR_2]));
+    sim.nodes[1].engine.set_local_addresses(
+        now,
+        &[
+            HostAddress::new("wan1", RESPONDER),
+            HostAddress::new("lte", RESPONDER_2),
+        ],
+    );
+    sim.nodes[0].engine.initiate(now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
+        && s.nodes[1].sink.len() == 1));
+    let i = sim.nodes[0].engine.ike_sa(handle(&sim, 0)).unwrap();
+    assert_eq!(
+        i.peer_addresses,
+        [RESPONDER],
+        "the lte address is not announced"
+    );
+    let secrets = keys.1.lock().unwrap()[0].clone();
+    let c = secrets.cipher(false);
+    let held = lose_first_uplink_holding(&mut sim, move |t| {
+        informational_with(t, &c, false, NotifyType::UPDATE_SA_ADDRESSES)
+    });
+    assert!(sim.run_until(LIMIT, |_| !held.lock().unwrap().is_empty()));
+    let update = held.lock().unwrap()[0].clone();
+    let answers_before = sim.nodes[1].sent.len();
+    let now = sim.now;
+    // The same authenticated UPDATE, arriving at the lte address.
+    sim.nodes[1]
+        .engine
+        .handle_datagram(now, natt(RESPONDER_2), update.local, &update.payload);
+    sim.collect();
+    let responder = secrets.cipher(true);
+    let answer = sim.nodes[1].sent[answers_before..]
+        .iter()
+        .find_map(|t| opened(t, &responder).filter(|(h, _)| h.flags.response()))
+        .expect("the responder answered")
+        .1;
+    assert!(has(&answer, NotifyType::UNACCEPTABLE_ADDRESSES));
+    let r = sim.nodes[1].engine.ike_sa(handle(&sim, 1)).unwrap();
+    assert_eq!((r.local, r.remote), (natt(RESPONDER), natt(INITIATOR)));
+    let stats = sim.nodes[1].engine.stats();
+    assert_eq!((stats.mobike_moves, stats.mobike_updates_refused), (0, 1));
 }

@@ -143,15 +143,22 @@ pub(super) enum Exchange {
     },
     /// The initiator's path check: an empty INFORMATIONAL sent on every candidate pair at
     /// once with one message ID ([RFC 4555 § 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5));
-    /// the pair its first answer arrives on is where UPDATE_SA_ADDRESSES moves the SA.
-    PathCheck,
+    /// the pair its first answer arrives on is where UPDATE_SA_ADDRESSES moves the SA. With
+    /// `confirm` (the responder spoke from another pair, so its side may have moved), the
+    /// UPDATE follows even when the pair in use answers first: the initiator decides, and
+    /// both sides end on the pair it names.
+    PathCheck { confirm: bool },
     /// The initiator's UPDATE_SA_ADDRESSES, sent on the new `path` with this COOKIE2: the
     /// SA moves there when the answer echoes the cookie byte for byte.
     UpdateSaAddresses(Cookie2Check),
     /// Our address list (ADDITIONAL_* or NO_ADDITIONAL_ADDRESSES,
-    /// [§ 3.6](https://www.rfc-editor.org/rfc/rfc4555#section-3.6)), as sent; when the pair
-    /// in use lost its local address it goes on every pair that still has one.
-    AddressUpdate { addresses: Vec<IpAddr> },
+    /// [§ 3.6](https://www.rfc-editor.org/rfc/rfc4555#section-3.6)), as sent, and the pair in
+    /// use when it was; when that pair lost its local address the list goes on every pair
+    /// that still has one.
+    AddressUpdate {
+        addresses: Vec<IpAddr>,
+        from: AddressPair,
+    },
     /// The responder's return routability check of the pair an UPDATE_SA_ADDRESSES asked
     /// for ([§ 3.5](https://www.rfc-editor.org/rfc/rfc4555#section-3.5)): an INFORMATIONAL
     /// with COOKIE2 on that pair; the SA moves there when the answer echoes it.
@@ -175,7 +182,7 @@ impl Exchange {
             | Exchange::DeleteIke
             | Exchange::DeleteChild(..)
             | Exchange::DeleteRefusedChild(_)
-            | Exchange::PathCheck
+            | Exchange::PathCheck { .. }
             | Exchange::UpdateSaAddresses(_)
             | Exchange::AddressUpdate { .. }
             | Exchange::ReturnRoutability(_) => T::INFORMATIONAL,

@@ -85,7 +85,7 @@ fn no_nats_allowed_pair(data: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
 /// time with the same message ID.
 pub(super) fn route(sa: &IkeSa, exchange: &Exchange) -> (AddressPair, Vec<AddressPair>) {
     match exchange {
-        Exchange::PathCheck => spread(sa),
+        Exchange::PathCheck { .. } => spread(sa),
         Exchange::UpdateSaAddresses(c) | Exchange::ReturnRoutability(c) => (c.path.pair, vec![]),
         Exchange::AddressUpdate { .. } if !current_usable(sa) => spread(sa),
         _ => (sa.path.pair, Vec::new()),
@@ -114,11 +114,11 @@ fn current_usable(sa: &IkeSa) -> bool {
 fn roaming(sa: &IkeSa) -> bool {
     matches!(
         sa.pending.as_ref().map(|p| &p.exchange),
-        Some(Exchange::PathCheck | Exchange::UpdateSaAddresses(_))
+        Some(Exchange::PathCheck { .. } | Exchange::UpdateSaAddresses(_))
     ) || sa
         .queue
         .iter()
-        .any(|r| matches!(r, Request::Roam | Request::UpdateSaAddresses(_)))
+        .any(|r| matches!(r, Request::Roam { .. } | Request::UpdateSaAddresses(_)))
 }
 
 /// Whether MOBIKE runs on `sa` now.
@@ -164,7 +164,7 @@ impl Core {
         }
         if sa.initiator && !present {
             if !roaming(sa) {
-                sa.queue.push_front(Request::Roam);
+                sa.queue.push_front(Request::Roam { confirm: false });
             }
         } else if !sa.queue.contains(&Request::AnnounceAddresses) {
             if present {
@@ -221,17 +221,49 @@ impl Core {
         }
         if sa.initiator {
             if !roaming(sa) {
-                sa.queue.push_front(Request::Roam);
+                sa.queue.push_front(Request::Roam { confirm: false });
             }
         } else if !sa.queue.contains(&Request::AnnounceAddresses) {
             sa.queue.push_front(Request::AnnounceAddresses);
         }
     }
 
+    /// The responder's authenticated request (its address list) came on `pair`, not on the
+    /// pair in use: it may have moved its side there (a responder whose address went away
+    /// does, and strongSwan does). The initiator checks the pairs and ends with an
+    /// UPDATE_SA_ADDRESSES whichever pair answers, so that both sides agree on its choice.
+    fn responder_spoke_elsewhere(&mut self, sa: &mut IkeSa) {
+        if !active(sa) || !sa.initiator {
+            return;
+        }
+        if let Some(p) = &mut sa.pending
+            && let Exchange::PathCheck { confirm } = &mut p.exchange
+        {
+            *confirm = true;
+            return;
+        }
+        if let Some(Request::Roam { confirm }) = sa
+            .queue
+            .iter_mut()
+            .find(|r| matches!(r, Request::Roam { .. }))
+        {
+            *confirm = true;
+            return;
+        }
+        // An UPDATE out or queued names a pair already.
+        if !roaming(sa) {
+            sa.queue.push_front(Request::Roam { confirm: true });
+        }
+    }
+
     // ----- our requests -----
 
     /// A path check on every candidate pair, or `None` if there is none.
-    pub(super) fn start_path_check(&mut self, sa: &IkeSa) -> Option<(Exchange, Vec<Payload>)> {
+    pub(super) fn start_path_check(
+        &mut self,
+        sa: &IkeSa,
+        confirm: bool,
+    ) -> Option<(Exchange, Vec<Payload>)> {
         if sa.paths.candidates().is_empty() {
             tracing::warn!(connection = %sa.connection, "no address pair to move to: waiting for an address");
             return None;
@@ -242,7 +274,7 @@ impl Core {
             pairs = sa.paths.candidates().len(),
             "checking the address pairs"
         );
-        Some((Exchange::PathCheck, Vec::new()))
+        Some((Exchange::PathCheck { confirm }, Vec::new()))
     }
 
     /// UPDATE_SA_ADDRESSES on `pair`, with NAT detection for it, a fresh COOKIE2 and our
@@ -284,6 +316,7 @@ impl Core {
     ) -> Option<(Exchange, Vec<Payload>)> {
         let exchange = Exchange::AddressUpdate {
             addresses: Vec::new(),
+            from: sa.path.pair,
         };
         let (via, _) = route(sa, &exchange);
         let addresses = sa.address_list(via.local.ip());
@@ -292,7 +325,13 @@ impl Core {
         }
         self.stats.mobike_address_lists_sent += 1;
         let payloads = address_list_payloads(&addresses);
-        Some((Exchange::AddressUpdate { addresses }, payloads))
+        Some((
+            Exchange::AddressUpdate {
+                addresses,
+                from: sa.path.pair,
+            },
+            payloads,
+        ))
     }
 
     /// The responder's return routability check of `path`: an INFORMATIONAL with a fresh
@@ -314,26 +353,36 @@ impl Core {
 
     /// The answer to our path check arrived on `via`: the SA moves there with
     /// UPDATE_SA_ADDRESSES, unless it is the pair in use.
-    pub(super) fn path_check_answered(&mut self, sa: &mut IkeSa, via: AddressPair) -> bool {
-        if via != sa.path.pair {
+    pub(super) fn path_check_answered(
+        &mut self,
+        sa: &mut IkeSa,
+        confirm: bool,
+        via: AddressPair,
+    ) -> bool {
+        if via != sa.path.pair || confirm {
             sa.queue.push_front(Request::UpdateSaAddresses(via));
         }
         true
     }
 
-    /// The answer to our address list arrived on `via`. A responder whose list went on a
-    /// new pair moves there: the initiator took the list from that pair and moved
-    /// (strongSwan does at once, with no check of its own). An initiator checks.
+    /// The answer to our address list, sent on `from`, arrived on `via`. A responder whose
+    /// list went on a new pair moves there: the initiator took the list from that pair and
+    /// moved (strongSwan does at once, with no check of its own) — unless the initiator
+    /// has moved the SA since, with an UPDATE_SA_ADDRESSES: the initiator decides (RFC 4555
+    /// § 3.5), and a late answer must not undo its decision. An initiator checks.
     pub(super) fn address_update_answered(
         &mut self,
         sa: &mut IkeSa,
         addresses: Vec<IpAddr>,
+        from: AddressPair,
         via: AddressPair,
     ) -> bool {
         sa.paths.announced = Some(addresses);
         if via != sa.path.pair {
             if sa.initiator {
                 self.answered_elsewhere(sa);
+            } else if sa.path.pair != from {
+                tracing::debug!(connection = %sa.connection, "the initiator moved the SA since our address list went out: staying");
             } else {
                 let path = Path {
                     pair: via,
@@ -479,9 +528,10 @@ impl Core {
             self.stats.mobike_address_lists_received += 1;
             sa.paths.set_peer(pair.remote.ip(), &list, &sa.path);
             tracing::debug!(connection = %sa.connection, peer = ?sa.paths.peer(), "the peer's address list");
-            // A list from a new source is a hint, not a move: the initiator checks.
+            // A list from a new source is a hint, not a move: the initiator checks, and
+            // names the pair both sides end on.
             if sa.initiator && pair != sa.path.pair {
-                self.answered_elsewhere(sa);
+                self.responder_spoke_elsewhere(sa);
             }
         }
         if let Some(cookie2) = cookie2_of(payloads) {
@@ -511,6 +561,15 @@ impl Core {
             self.stats.mobike_updates_refused += 1;
             tracing::warn!(connection = %sa.connection, local = %pair.local, remote = %pair.remote, "NO_NATS_ALLOWED, but the addresses changed on the way: UNEXPECTED_NAT_DETECTED");
             return vec![notify(NotifyType::UNEXPECTED_NAT_DETECTED)];
+        }
+        let restricted =
+            sa.cfg.local_addrs.iter().any(|a| !a.is_unspecified()) || !sa.cfg.links.is_empty();
+        if restricted && !sa.paths.local().contains(&pair.local.ip()) {
+            // Our policy (`local_addrs`, `links`) does not let this SA use the address the
+            // UPDATE came to (RFC 4555 § 3.5: UNACCEPTABLE_ADDRESSES).
+            self.stats.mobike_updates_refused += 1;
+            tracing::warn!(connection = %sa.connection, local = %pair.local, remote = %pair.remote, "UPDATE_SA_ADDRESSES to an address this connection may not use: UNACCEPTABLE_ADDRESSES");
+            return vec![notify(NotifyType::UNACCEPTABLE_ADDRESSES)];
         }
         let mut path = Path { pair, ..sa.path };
         if let Some((local, remote)) = nat_found(sa.spi_i, sa.spi_r, pair, payloads) {

@@ -77,8 +77,9 @@ pub(super) enum Request {
         child: usize,
         group: Option<crate::wire::DhGroup>,
     },
-    /// Check the candidate pairs and move to the first that answers (initiator, MOBIKE).
-    Roam,
+    /// Check the candidate pairs and move to the first that answers (initiator, MOBIKE);
+    /// `confirm` as for [`Exchange::PathCheck`].
+    Roam { confirm: bool },
     /// Move to this pair, which answered a path check, with UPDATE_SA_ADDRESSES.
     UpdateSaAddresses(AddressPair),
     /// Send our address list.
@@ -587,7 +588,7 @@ impl Core {
                         None => continue,
                     }
                 }
-                Request::Roam => match self.start_path_check(sa) {
+                Request::Roam { confirm } => match self.start_path_check(sa, confirm) {
                     Some(x) => x,
                     None => continue,
                 },
@@ -849,12 +850,12 @@ impl Core {
             Exchange::CreateChild { proposal, ni, dh } => {
                 self.create_child_response(now, sa, proposal, &ni, dh.as_ref(), &payloads)
             }
-            Exchange::PathCheck => self.path_check_answered(sa, via),
+            Exchange::PathCheck { confirm } => self.path_check_answered(sa, confirm, via),
             Exchange::UpdateSaAddresses(check) => {
                 return self.update_answered(now, sa, check, &payloads) && self.pump_queue(now, sa);
             }
-            Exchange::AddressUpdate { addresses } => {
-                return self.address_update_answered(sa, addresses, via)
+            Exchange::AddressUpdate { addresses, from } => {
+                return self.address_update_answered(sa, addresses, from, via)
                     && self.pump_queue(now, sa);
             }
             Exchange::ReturnRoutability(check) => {
