@@ -63,8 +63,9 @@
 //!   together (at most 64 per message, 64 KiB, 30 s). A retransmitted first fragment of an
 //!   answered request gets the whole cached response again.
 //! - Paths ([`path`]): each IKE SA has the pair it uses, with its NAT state, and its
-//!   address sets — ours (the connection's `local_addrs` among the host's addresses, which
-//!   the daemon reports with [`Engine::set_local_addresses`]; all of them for `%any`) and
+//!   address sets — ours (the connection's `local_addrs` among the host's addresses on its
+//!   `links`, which the daemon reports with [`Engine::set_local_addresses`]; all of them for
+//!   `%any`) and
 //!   the peer's (the address it uses and, with MOBIKE, those it announced in IKE_AUTH) —
 //!   with the candidate pairs they make, in preference order, each with its check state
 //!   ([`path::PathCheck`]; an authenticated answer on a pair marks it reachable). An
@@ -79,9 +80,13 @@
 //!   came on, after a return routability check where the connection's
 //!   [`ReturnRoutability`] asks for one; a responder whose own address in use is gone sends
 //!   its list on every pair still open to it and moves to the one answered (a strongSwan
-//!   initiator follows such a list at once). A request unanswered twice on its pair goes on
-//!   every candidate pair too; an answer on another pair starts the same moves. Only
-//!   authenticated exchanges move an SA; a new source on anything only starts checks.
+//!   initiator follows such a list at once) unless the initiator moved the SA meanwhile; an
+//!   initiator that gets such a list checks the pairs and always ends with an
+//!   UPDATE_SA_ADDRESSES, so that both sides end on its choice. A request unanswered twice
+//!   on its pair goes on every candidate pair too; an answer on another pair starts the
+//!   same moves. With the connection's `hold`, a peer that answers on no pair keeps its SAs
+//!   for that long. Only authenticated exchanges move an SA; a new source on anything only
+//!   starts checks.
 //!   EAP is not in this engine yet.
 //!
 //! # Ports
