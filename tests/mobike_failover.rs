@@ -17,7 +17,8 @@
 //!   down; `roamgate control` checks the pairs left and moves the tunnel with
 //!   UPDATE_SA_ADDRESSES. The anchor is strongSwan as the branch router.
 //! - The road warrior behind a router; moving into and out of a NAT (scenario 4); losing
-//!   IPv4 and moving to IPv6, then back (scenario 6).
+//!   IPv4 and moving to IPv6, then back (scenario 6); its captured MOBIKE requests replayed
+//!   and garbled from a spoofed source (scenario 5).
 //!
 //! Needs root, bpffs and strongSwan; fails (never skips) with the reason otherwise.
 
@@ -25,6 +26,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use roamgate_lab::capture::Capture;
+use roamgate_lab::faults::{self, Side};
+use roamgate_lab::packet::{PacketSocket, SEND_ONLY};
 use roamgate_lab::roamgate::{ControlConfig, RoamgateGateway};
 use roamgate_lab::scenario::{FailoverReport, Fault, Gateway, branch_failover, failover};
 use roamgate_lab::strongswan::{self, Charon, TunnelParams};
@@ -318,6 +322,150 @@ fn a_road_warrior_that_loses_ipv4_moves_to_ipv6_through_roamgate_and_back() {
     assert!(
         up.recovered(Duration::from_millis(500)) && down.recovered(Duration::from_millis(500)),
         "traffic came back over IPv4: {up} / {down}; logs in {}",
+        lab.logs().display()
+    );
+    drop(rw);
+    must(gateway.stop());
+}
+
+/// The IKE requests the road warrior sent from its second uplink to roamgate's second WAN
+/// address in the capture at `pcap` (UDP 4500, after the non-ESP marker): the path check and
+/// UPDATE_SA_ADDRESSES of its move, and what followed.
+fn rw_requests(pcap: &Path, rw: std::net::Ipv4Addr, gw: std::net::Ipv4Addr) -> Vec<Vec<u8>> {
+    must(roamgate_lab::pcap::read_pcap_ip(pcap))
+        .into_iter()
+        .filter_map(|ip| {
+            let (src, dst) = (&ip.get(12..16)?, &ip.get(16..20)?);
+            let udp = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
+            let payload = udp.get(8..)?;
+            let ike = payload.get(4..)?;
+            let is_request = payload[..4] == [0, 0, 0, 0]
+                && ip[9] == 17
+                && u16::from_be_bytes([udp[2], udp[3]]) == 4500
+                && **src == rw.octets()
+                && **dst == gw.octets()
+                && ike.get(19).is_some_and(|f| f & 0x20 == 0);
+            is_request.then(|| payload.to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn replayed_and_garbled_mobike_requests_from_a_spoofed_source_move_nothing_in_roamgate() {
+    // Acceptance 5 against the real gateway: the road warrior's own path check and
+    // UPDATE_SA_ADDRESSES, captured on the wire, sent again from an address of the
+    // attacker's, and garbled (an address list that does not authenticate), from it and
+    // from the road warrior's own address.
+    must(require_root());
+    let lab = must(Lab::new("mobike_replay"));
+    let topo = must(RoadWarrior::build(Options::default()));
+    must(topo.lan.ns.exec("ethtool", &["-K", "eth0", "tx", "off"]));
+    let params = TunnelParams::default();
+    let lan = topo.gw.lan.clone().expect("the gateway has a LAN");
+    let addrs: Vec<String> = topo.gw.wan_v4().iter().map(|a| a.to_string()).collect();
+    let gateway = must(RoamgateGateway::start(
+        &lab,
+        &topo.gw.ns,
+        Path::new(BIN),
+        ControlConfig::road_warrior_gateway(&params, &addrs, &lan.prefix_v4),
+    ));
+    let rw = must(Charon::start(
+        &lab,
+        &topo.rw.ns,
+        "rw",
+        &strongswan::road_warrior_client(&params, &addrs, &lan.prefix_v4),
+    ));
+    must(rw.initiate("home", "lan"));
+    let sa = must(rw.wait_established("home", "lan", Duration::from_secs(20)));
+    let vip = sa.local_vips.first().cloned().expect("a virtual IP");
+    let pcap = lab.logs().join("rw-wan2.pcap");
+    let capture = must(Capture::start(&topo.rw.ns, "wan2", "udp port 4500", &pcap));
+    must(faults::link_down(&topo.rw, 0, Side::Host));
+    let (rw2, gw2) = (topo.rw.uplink(1).v4, topo.gw.uplink(1).v4);
+    let on_second = || {
+        must(rw.list_sas())
+            .iter()
+            .any(|s| s.name == "home" && s.remote.starts_with(&format!("{gw2}[")))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !on_second() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        on_second(),
+        "the road warrior moved; logs in {}",
+        lab.logs().display()
+    );
+    must(capture.stop());
+    let requests = rw_requests(&pcap, rw2, gw2);
+    assert!(
+        requests.len() >= 2,
+        "the path check and the UPDATE were captured: {}",
+        requests.len()
+    );
+    let moves_before = moves_logged(&lab).len();
+
+    let socket = must(PacketSocket::open(&topo.rw.ns, "wan2", SEND_ONLY));
+    let (rw_mac, gw_mac) = (must(topo.rw.ns.mac("wan2")), must(topo.gw.ns.mac("wan2")));
+    let frame = |src: std::net::Ipv4Addr, payload: &[u8]| {
+        let mut f = roamgate_lab::pcap::ethernet_ipv4_udp((src, 4500), (gw2, 4500), payload);
+        f[..6].copy_from_slice(&gw_mac);
+        f[6..12].copy_from_slice(&rw_mac);
+        f
+    };
+    let spoofed: std::net::Ipv4Addr = "198.18.2.99".parse().unwrap();
+    // roamgate answers a replayed request from its cache, to where the copy came from: its
+    // ARP for the spoofed address shows the copies reached it.
+    let arp_pcap = lab.logs().join("rw-wan2-arp.pcap");
+    let arp = must(Capture::start(
+        &topo.rw.ns,
+        "wan2",
+        &format!("arp and src host {gw2} and dst host {spoofed}"),
+        &arp_pcap,
+    ));
+    let (up, down) = probed(&topo, &vip, || {
+        for r in &requests {
+            let mut garbled = r.clone();
+            let last = garbled.len() - 1;
+            garbled[last] ^= 0x5a;
+            for f in [
+                frame(spoofed, r),
+                frame(spoofed, &garbled),
+                frame(rw2, &garbled),
+            ] {
+                must(socket.send(&f));
+            }
+        }
+    });
+    must(arp.stop());
+    let asked = must(roamgate_lab::capture::dissect(
+        &arp_pcap,
+        &format!("arp.opcode == 1 && arp.dst.proto_ipv4 == {spoofed}"),
+        &[],
+    ))
+    .len();
+    assert!(
+        asked > 0,
+        "roamgate answered the replayed copies (it looked for {spoofed}); logs in {}",
+        lab.logs().display()
+    );
+    let moves = moves_logged(&lab);
+    assert_eq!(
+        moves.len(),
+        moves_before,
+        "nothing moved on the replayed or garbled requests: {moves:?}"
+    );
+    let after = must(rw.list_sas());
+    let home = after.iter().find(|s| s.name == "home").expect("the IKE SA");
+    assert!(
+        home.local.starts_with(&format!("{rw2}[")) && home.remote.starts_with(&format!("{gw2}[")),
+        "{} → {}",
+        home.local,
+        home.remote
+    );
+    assert!(
+        up.lost == 0 && down.lost == 0,
+        "traffic went on undisturbed: {up} / {down}; logs in {}",
         lab.logs().display()
     );
     drop(rw);
