@@ -1266,3 +1266,60 @@ fn an_update_to_an_address_the_connection_may_not_use_is_answered_with_unaccepta
     let stats = sim.nodes[1].engine.stats();
     assert_eq!((stats.mobike_moves, stats.mobike_updates_refused), (0, 1));
 }
+
+#[test]
+fn an_address_list_answered_through_another_copy_is_sent_again_as_a_new_request() {
+    // The responder has three addresses; it loses the one in use, and its list goes on
+    // every pair left, one copy from each of its other two addresses. The copy from the
+    // second is lost, the one from the third answered: the list it carried names the second
+    // but not the third (its IP header does), so the initiator would lack the second
+    // without a new request (RFC 4555 § 3.6).
+    let responder_3: IpAddr = "198.51.100.3".parse().unwrap();
+    let (mut i, mut r) = pair_configs();
+    i.connections[0].mobike = true;
+    i.connections[0].local_addrs = vec![INITIATOR];
+    r.connections[0].mobike = true;
+    r.connections[0].local_addrs = vec![RESPONDER, RESPONDER_2, responder_3];
+    let mut sim = sim_pair(20, i, r);
+    sim.nodes[1].addrs.extend([RESPONDER_2, responder_3]);
+    let now = sim.now;
+    sim.nodes[1]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[RESPONDER, RESPONDER_2, responder_3]));
+    sim.nodes[0].engine.initiate(now, "gw").unwrap();
+    assert!(sim.run_until(LIMIT, |s| s.nodes[0].sink.len() == 1
+        && s.nodes[1].sink.len() == 1));
+    let sent_before = sim.nodes[1].sent.len();
+    // Everything from the lost address, and the first copies from the second, vanish.
+    let second_copies = Arc::new(Mutex::new(0u32));
+    let count = second_copies.clone();
+    sim.drop_if = Some(Box::new(move |t| {
+        if t.local.ip() == RESPONDER || t.remote.ip() == RESPONDER {
+            return true;
+        }
+        if t.local.ip() == RESPONDER_2 {
+            let mut n = count.lock().unwrap();
+            *n += 1;
+            return *n <= 3;
+        }
+        false
+    }));
+    let now = sim.now;
+    sim.nodes[1]
+        .engine
+        .set_local_addresses(now, &on_eth0(&[RESPONDER_2, responder_3]));
+    sim.run_for(Duration::from_secs(30));
+    let i = sim.nodes[0].engine.ike_sa(handle(&sim, 0)).unwrap();
+    assert!(
+        i.peer_addresses.contains(&RESPONDER_2) && i.peer_addresses.contains(&responder_3),
+        "the initiator has both of the responder's addresses: {:?}",
+        i.peer_addresses
+    );
+    assert!(!i.peer_addresses.contains(&RESPONDER));
+    assert!(
+        sim.nodes[1].engine.stats().mobike_address_lists_sent >= 2,
+        "{:?}",
+        sim.nodes[1].engine.stats()
+    );
+    assert!(sim.nodes[1].sent.len() > sent_before);
+}

@@ -377,7 +377,15 @@ impl Core {
         from: AddressPair,
         via: AddressPair,
     ) -> bool {
+        // The list left out the address the first copy went from, which its IP header
+        // carries; another copy that was answered carried a list the peer now reads with
+        // that copy's source instead: "a new INFORMATIONAL request MUST be sent" (RFC 4555
+        // § 3.6), once the SA is on the pair answered.
+        let resend = addresses.contains(&via.local.ip());
         sa.paths.announced = Some(addresses);
+        if resend && !sa.queue.contains(&Request::AnnounceAddresses) {
+            sa.queue.push_back(Request::AnnounceAddresses);
+        }
         if via != sa.path.pair {
             if sa.initiator {
                 self.answered_elsewhere(sa);
