@@ -34,7 +34,7 @@ use roamgate_lab::scenario::{FailoverReport, Fault, Gateway, branch_failover, fa
 use roamgate_lab::strongswan::{self, Charon, TunnelParams};
 use roamgate_lab::topology::RoadWarrior;
 use roamgate_lab::topology::{Fabric, Options};
-use roamgate_lab::traffic::{ProbeConfig, ProbeStream};
+use roamgate_lab::traffic::{ProbeReport, probe_both_ways};
 use roamgate_lab::{Lab, require_root};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roamgate");
@@ -43,6 +43,25 @@ const AFTER: Duration = Duration::from_secs(6);
 
 fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The road warrior's (or head office's) own end of a path `local → remote (…)`.
+fn local_end(path: &str) -> &str {
+    path.split(" → ").next().unwrap_or_default()
+}
+
+/// Through roamgate, the SA `moved` as `what` says, is established, and traffic came back.
+fn assert_moved_and_recovered(r: &FailoverReport, lab: &Lab, moved: bool, what: &str) {
+    assert!(
+        moved && r.path_after.contains("(ESTABLISHED;"),
+        "{what}:\n{r}\nlogs in {}",
+        lab.logs().display()
+    );
+    assert!(
+        r.recovered(),
+        "traffic through roamgate came back:\n{r}\nlogs in {}",
+        lab.logs().display()
+    );
 }
 
 /// The fault through roamgate, then through the strongSwan anchor; both reports printed.
@@ -73,15 +92,11 @@ fn on_both(
 #[test]
 fn a_strongswan_road_warrior_whose_uplink_goes_down_moves_through_roamgate_in_place() {
     let (r, _, lab) = through_roamgate_and_anchor("mobike_rw_uplink", Fault::ClientUplinkDown);
-    assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
-        "the road warrior moved to roamgate's second WAN address:\n{r}\nlogs in {}",
-        lab.logs().display()
-    );
-    assert!(
-        r.recovered(),
-        "traffic through roamgate came back:\n{r}\nlogs in {}",
-        lab.logs().display()
+    assert_moved_and_recovered(
+        &r,
+        &lab,
+        r.path_after.contains("→ 198.18.2.1["),
+        "the road warrior moved to roamgate's second WAN address",
     );
 }
 
@@ -89,15 +104,11 @@ fn a_strongswan_road_warrior_whose_uplink_goes_down_moves_through_roamgate_in_pl
 fn roamgate_losing_carrier_on_its_wan_link_moves_the_road_warrior_to_its_other_one() {
     let (r, anchor, lab) =
         through_roamgate_and_anchor("mobike_gw_carrier", Fault::GatewayCarrierLoss);
-    assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
-        "the road warrior moved to roamgate's second WAN address:\n{r}\nlogs in {}",
-        lab.logs().display()
-    );
-    assert!(
-        r.recovered(),
-        "traffic through roamgate came back:\n{r}\nlogs in {}",
-        lab.logs().display()
+    assert_moved_and_recovered(
+        &r,
+        &lab,
+        r.path_after.contains("→ 198.18.2.1["),
+        "the road warrior moved to roamgate's second WAN address",
     );
     println!(
         "anchor recovered: {} (a strongSwan gateway does not announce its change)",
@@ -108,15 +119,11 @@ fn roamgate_losing_carrier_on_its_wan_link_moves_the_road_warrior_to_its_other_o
 #[test]
 fn roamgate_whose_wan_interface_goes_down_moves_the_road_warrior_to_its_other_one() {
     let (r, _, lab) = through_roamgate_and_anchor("mobike_gw_down", Fault::GatewayUplinkDown);
-    assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
-        "the road warrior moved to roamgate's second WAN address:\n{r}\nlogs in {}",
-        lab.logs().display()
-    );
-    assert!(
-        r.recovered(),
-        "traffic through roamgate came back:\n{r}\nlogs in {}",
-        lab.logs().display()
+    assert_moved_and_recovered(
+        &r,
+        &lab,
+        r.path_after.contains("→ 198.18.2.1["),
+        "the road warrior moved to roamgate's second WAN address",
     );
 }
 
@@ -131,16 +138,11 @@ fn a_strongswan_road_warrior_behind_a_router_moves_through_roamgate_when_its_upl
     });
     // Behind the router, roamgate's first address stays reachable: the road warrior's own
     // end moves.
-    let local = |path: &str| path.split(" → ").next().unwrap_or_default().to_string();
-    assert!(
-        local(&r.path_after) != local(&r.path_before) && r.path_after.contains("(ESTABLISHED;"),
-        "the road warrior moved to its second uplink:\n{r}\nlogs in {}",
-        lab.logs().display()
-    );
-    assert!(
-        r.recovered(),
-        "traffic through roamgate came back:\n{r}\nlogs in {}",
-        lab.logs().display()
+    assert_moved_and_recovered(
+        &r,
+        &lab,
+        local_end(&r.path_after) != local_end(&r.path_before),
+        "the road warrior moved to its second uplink",
     );
 }
 
@@ -150,15 +152,11 @@ fn a_roamgate_branch_router_whose_uplink_goes_down_moves_its_tunnel_in_place() {
         branch_failover(lab, branch, Options::default(), BEFORE, AFTER)
     });
     // The head office's view: its IKE SA now ends at the branch's second uplink.
-    assert!(
-        r.path_after.contains("→ 198.18.2.1[") && r.path_after.contains("(ESTABLISHED;"),
-        "the tunnel moved to the branch's second uplink:\n{r}\nlogs in {}",
-        lab.logs().display()
-    );
-    assert!(
-        r.recovered(),
-        "traffic between the sites came back:\n{r}\nlogs in {}",
-        lab.logs().display()
+    assert_moved_and_recovered(
+        &r,
+        &lab,
+        r.path_after.contains("→ 198.18.2.1["),
+        "the tunnel moved to the branch's second uplink",
     );
 }
 
@@ -186,13 +184,12 @@ fn a_road_warrior_moving_into_and_out_of_a_nat_keeps_its_tunnel_through_roamgate
         let (r, _, lab) = on_both(name, |lab, gateway| {
             failover(lab, gateway, behind, Fault::ClientUplinkDown, BEFORE, AFTER)
         });
-        let local = |path: &str| path.split(" → ").next().unwrap_or_default().to_string();
-        assert!(
-            local(&r.path_after) != local(&r.path_before) && r.path_after.contains("(ESTABLISHED;"),
-            "the road warrior moved to its other uplink:\n{r}\nlogs in {}",
-            lab.logs().display()
+        assert_moved_and_recovered(
+            &r,
+            &lab,
+            local_end(&r.path_after) != local_end(&r.path_before),
+            "the road warrior moved to its other uplink",
         );
-        assert!(r.recovered(), "{r}\nlogs in {}", lab.logs().display());
         let moves = moves_logged(&lab);
         assert!(
             moves.iter().any(|l| l.contains("udp_encap=true")),
@@ -215,37 +212,23 @@ fn rw_addresses(topo: &RoadWarrior, v6: bool, add: bool) {
     }
 }
 
-/// 1 ms probes both ways for `before + after`; the fault `at` the end of `before`.
-fn probed(
-    topo: &RoadWarrior,
-    vip: &str,
-    fault: impl FnOnce(),
-) -> (
-    roamgate_lab::traffic::ProbeReport,
-    roamgate_lab::traffic::ProbeReport,
-) {
+/// [`probe_both_ways`] between the road warrior's virtual IP `vip` and the LAN host, the
+/// fault after [`BEFORE`].
+fn probed(topo: &RoadWarrior, vip: &str, fault: impl FnOnce()) -> (ProbeReport, ProbeReport) {
     let (lan_v4, _) = topo.lan.lan_addr.expect("the LAN host has an address");
-    let config = ProbeConfig {
-        duration: BEFORE + AFTER,
-        ..ProbeConfig::default()
-    };
-    let up = must(ProbeStream::start(
-        &topo.rw.ns,
-        &topo.lan.ns,
-        SocketAddr::new(lan_v4.into(), 9000),
-        config,
+    let (up, down, ()) = must(probe_both_ways(
+        (
+            &topo.rw.ns,
+            must(format!("{vip}:9001").parse::<SocketAddr>()),
+        ),
+        (&topo.lan.ns, SocketAddr::new(lan_v4.into(), 9000)),
+        (BEFORE, AFTER),
+        || {
+            fault();
+            Ok(())
+        },
     ));
-    let down = must(ProbeStream::start(
-        &topo.lan.ns,
-        &topo.rw.ns,
-        must(format!("{vip}:9001").parse::<SocketAddr>()),
-        config,
-    ));
-    must(up.wait_received(100, BEFORE));
-    must(down.wait_received(100, BEFORE));
-    std::thread::sleep(BEFORE.saturating_sub(up.elapsed()));
-    fault();
-    (up.finish(), down.finish())
+    (up, down)
 }
 
 #[test]

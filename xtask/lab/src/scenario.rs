@@ -16,7 +16,7 @@ use crate::roamgate::{ControlConfig, RoamgateGateway};
 use crate::strongswan::SiteEnd;
 use crate::strongswan::{self, Charon, TunnelParams};
 use crate::topology::{Options, RoadWarrior, SiteToSite};
-use crate::traffic::{ProbeConfig, ProbeReport, ProbeStream};
+use crate::traffic::{ProbeReport, probe_both_ways};
 
 /// The fault a failover scenario injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,10 +200,6 @@ pub fn failover(
         })?;
     let path_before = path_of(&rw, "home");
     let (lan_v4, _) = topo.lan.lan_addr.expect("the LAN host has an address");
-    let config = ProbeConfig {
-        duration: before + after,
-        ..ProbeConfig::default()
-    };
     let up_dst = SocketAddr::new(lan_v4.into(), 9000);
     let down_dst: SocketAddr = format!("{vip}:9001")
         .parse()
@@ -227,33 +223,22 @@ pub fn failover(
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
-    let upstream = ProbeStream::start(&topo.rw.ns, &topo.lan.ns, up_dst, config)?;
-    let downstream = ProbeStream::start(&topo.lan.ns, &topo.rw.ns, down_dst, config)?;
-    upstream.wait_received(100, before)?;
-    downstream.wait_received(100, before)?;
-    std::thread::sleep(before.saturating_sub(upstream.elapsed()));
-    let _cut = match fault {
-        Fault::ClientUplinkDown => {
-            faults::link_down(&topo.rw, 0, Side::Host)?;
-            None
-        }
-        Fault::GatewayUplinkDown => {
-            faults::link_down(&topo.gw, 0, Side::Host)?;
-            None
-        }
-        Fault::GatewayCarrierLoss => {
-            faults::link_down(&topo.gw, 0, Side::Fabric)?;
-            None
-        }
-        Fault::GatewayPathCut => Some(SilentCut::new(&topo.gw, 0)?),
-        Fault::BranchUplinkDown => {
-            return Err(LabError::Usage(
+    let (upstream, downstream, _cut) = probe_both_ways(
+        (&topo.rw.ns, down_dst),
+        (&topo.lan.ns, up_dst),
+        (before, after),
+        || match fault {
+            Fault::ClientUplinkDown => faults::link_down(&topo.rw, 0, Side::Host).map(|()| None),
+            Fault::GatewayUplinkDown => faults::link_down(&topo.gw, 0, Side::Host).map(|()| None),
+            Fault::GatewayCarrierLoss => {
+                faults::link_down(&topo.gw, 0, Side::Fabric).map(|()| None)
+            }
+            Fault::GatewayPathCut => SilentCut::new(&topo.gw, 0).map(Some),
+            Fault::BranchUplinkDown => Err(LabError::Usage(
                 "a branch router's fault is for branch_failover".into(),
-            ));
-        }
-    };
-    let upstream = upstream.finish();
-    let downstream = downstream.finish();
+            )),
+        },
+    )?;
     for c in captures {
         // The first uplink's capture may have ended with its link.
         let _ = c.stop();
@@ -335,28 +320,12 @@ pub fn branch_failover(
     let path_before = path_of(&hq, "site");
     let (a_v4, _) = topo.lana.lan_addr.expect("a LAN host has an address");
     let (b_v4, _) = topo.lanb.lan_addr.expect("a LAN host has an address");
-    let config = ProbeConfig {
-        duration: before + after,
-        ..ProbeConfig::default()
-    };
-    let upstream = ProbeStream::start(
-        &topo.lana.ns,
-        &topo.lanb.ns,
-        SocketAddr::new(b_v4.into(), 9000),
-        config,
+    let (upstream, downstream, ()) = probe_both_ways(
+        (&topo.lana.ns, SocketAddr::new(a_v4.into(), 9001)),
+        (&topo.lanb.ns, SocketAddr::new(b_v4.into(), 9000)),
+        (before, after),
+        || faults::link_down(&topo.gwa, 0, Side::Host),
     )?;
-    let downstream = ProbeStream::start(
-        &topo.lanb.ns,
-        &topo.lana.ns,
-        SocketAddr::new(a_v4.into(), 9001),
-        config,
-    )?;
-    upstream.wait_received(100, before)?;
-    downstream.wait_received(100, before)?;
-    std::thread::sleep(before.saturating_sub(upstream.elapsed()));
-    faults::link_down(&topo.gwa, 0, Side::Host)?;
-    let upstream = upstream.finish();
-    let downstream = downstream.finish();
     let mut running = running;
     if let Running::Roamgate(gw) = &mut running {
         gw.check_running()?;

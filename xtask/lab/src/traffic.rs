@@ -123,6 +123,29 @@ fn unspecified(dst: &SocketAddr, port: u16) -> SocketAddr {
     }
 }
 
+/// 1 ms probes both ways — `a` to `to_b` in `b`, and `b` to `to_a` in `a` — for `before +
+/// after`: once both flow and `before` has passed, `fault` runs; its result is handed back
+/// after both streams finished, so what it holds (a cut to heal on drop) lasts them out.
+/// Returns (a → b, b → a, what `fault` returned).
+pub fn probe_both_ways<T>(
+    (a, to_a): (&Netns, SocketAddr),
+    (b, to_b): (&Netns, SocketAddr),
+    (before, after): (Duration, Duration),
+    fault: impl FnOnce() -> Result<T>,
+) -> Result<(ProbeReport, ProbeReport, T)> {
+    let config = ProbeConfig {
+        duration: before + after,
+        ..ProbeConfig::default()
+    };
+    let forth = ProbeStream::start(a, b, to_b, config)?;
+    let back = ProbeStream::start(b, a, to_a, config)?;
+    forth.wait_received(100, before)?;
+    back.wait_received(100, before)?;
+    std::thread::sleep(before.saturating_sub(forth.elapsed()));
+    let held = fault()?;
+    Ok((forth.finish(), back.finish(), held))
+}
+
 impl ProbeStream {
     /// Starts a stream from namespace `from` to `dst` (an address in namespace `to`, where the
     /// receiver binds `dst`'s port on the unspecified address).
